@@ -1,0 +1,6 @@
+"""Allows `python -m voicecli`."""
+
+from voicecli.cli import main
+
+
+raise SystemExit(main())
