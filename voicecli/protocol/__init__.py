@@ -1,0 +1,146 @@
+"""The pure Realtime protocol core: dialects, events, encoding, decoding, conversation state.
+
+Standard library only: no sockets, threads, numpy or Textual. The asyncio driver
+(voicecli/session.py) feeds frames to `RealtimeClient` and sends what it returns; the local
+server uses the dialect tables in the other direction.
+
+    dialects.py       GA and beta as data (`GA`, `BETA`, `SessionConfig`)
+    events.py         normalised server events (frozen dataclasses)
+    decode.py         wire frame -> event, never raises
+    encode.py         client intents -> wire dicts
+    conversation.py   items keyed by id, ordered by previous_item_id
+    client.py         `RealtimeClient`, the sans-I/O state machine
+"""
+
+from __future__ import annotations
+
+from voicecli.protocol.client import MIN_COMMIT_MS, RealtimeClient, handshake_headers
+from voicecli.protocol.conversation import (
+    BYTES_PER_MS,
+    Conversation,
+    ItemState,
+    PartState,
+    bytes_to_ms,
+)
+from voicecli.protocol.decode import decode_server_event
+from voicecli.protocol.dialects import (
+    BETA,
+    GA,
+    UNSET,
+    Dialect,
+    SessionConfig,
+    Transcription,
+    TurnDetection,
+    dialect_named,
+)
+from voicecli.protocol.events import (
+    HARMLESS_ERROR_CODES,
+    AudioDelta,
+    AudioDone,
+    ContentPart,
+    ContentPartAdded,
+    ContentPartDone,
+    ConversationCreated,
+    ErrorInfo,
+    Event,
+    FunctionCallArgumentsDelta,
+    FunctionCallArgumentsDone,
+    InputCleared,
+    InputCommitted,
+    InputTimeout,
+    InputTranscriptCompleted,
+    InputTranscriptDelta,
+    InputTranscriptFailed,
+    InputTranscriptSegment,
+    Item,
+    ItemAdded,
+    ItemDeleted,
+    ItemDone,
+    ItemRetrieved,
+    ItemTruncated,
+    OutputItemAdded,
+    OutputItemDone,
+    ProtocolError,
+    RateLimit,
+    RateLimitsUpdated,
+    ResponseCreated,
+    ResponseDone,
+    ServerError,
+    SessionCreated,
+    SessionUpdated,
+    SpeechStarted,
+    SpeechStopped,
+    StatusDetails,
+    TextDelta,
+    TextDone,
+    TranscriptDelta,
+    TranscriptDone,
+    TranscriptionUsage,
+    Unknown,
+    Usage,
+)
+
+
+__all__ = [
+    "BETA",
+    "BYTES_PER_MS",
+    "GA",
+    "HARMLESS_ERROR_CODES",
+    "MIN_COMMIT_MS",
+    "UNSET",
+    "AudioDelta",
+    "AudioDone",
+    "ContentPart",
+    "ContentPartAdded",
+    "ContentPartDone",
+    "Conversation",
+    "ConversationCreated",
+    "Dialect",
+    "ErrorInfo",
+    "Event",
+    "FunctionCallArgumentsDelta",
+    "FunctionCallArgumentsDone",
+    "InputCleared",
+    "InputCommitted",
+    "InputTimeout",
+    "InputTranscriptCompleted",
+    "InputTranscriptDelta",
+    "InputTranscriptFailed",
+    "InputTranscriptSegment",
+    "Item",
+    "ItemAdded",
+    "ItemDeleted",
+    "ItemDone",
+    "ItemRetrieved",
+    "ItemState",
+    "ItemTruncated",
+    "OutputItemAdded",
+    "OutputItemDone",
+    "PartState",
+    "ProtocolError",
+    "RateLimit",
+    "RateLimitsUpdated",
+    "RealtimeClient",
+    "ResponseCreated",
+    "ResponseDone",
+    "ServerError",
+    "SessionConfig",
+    "SessionCreated",
+    "SessionUpdated",
+    "SpeechStarted",
+    "SpeechStopped",
+    "StatusDetails",
+    "TextDelta",
+    "TextDone",
+    "Transcription",
+    "TranscriptDelta",
+    "TranscriptDone",
+    "TranscriptionUsage",
+    "TurnDetection",
+    "Unknown",
+    "Usage",
+    "bytes_to_ms",
+    "decode_server_event",
+    "dialect_named",
+    "handshake_headers",
+]

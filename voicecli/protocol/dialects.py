@@ -230,7 +230,11 @@ def _encode_beta(config: SessionConfig) -> dict[str, Any]:
             "type": config.noise_reduction
         }
     if config.turn_detection is not UNSET:
-        session["turn_detection"] = config.turn_detection and config.turn_detection.to_wire()
+        turn_detection = config.turn_detection and config.turn_detection.to_wire()
+        if turn_detection:
+            # GA only (server VAD idle timeout); the beta session types have no such field.
+            turn_detection.pop("idle_timeout_ms", None)
+        session["turn_detection"] = turn_detection
     if config.tools is not UNSET:
         session["tools"] = [dict(tool) for tool in config.tools]
     _set(session, "tool_choice", config.tool_choice)

@@ -1,0 +1,334 @@
+"""The real backend on real PortAudio streams (private PulseAudio server, see tests/pulse.py).
+
+The client plays into sink `spk`; its default mic is `mic.monitor`. A test makes the mic hear
+the speaker with `PULSE_SOURCE=spk.monitor` (read by libpulse when a stream opens), or records
+the speaker independently with `parec` on `spk.monitor`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests import pulse
+from voicecli.audio import MicBlock, RealBackend
+from voicecli.audio.wav import read_wav
+
+
+pytestmark = pytest.mark.audio
+RATE = 24000
+
+
+def find(haystack: np.ndarray, needle: np.ndarray) -> int:
+    """Index of the first exact occurrence of `needle` in `haystack` (-1 if absent)."""
+    for index in np.nonzero(haystack == needle[0])[0]:
+        if np.array_equal(haystack[index : index + needle.size], needle):
+            return int(index)
+    return -1
+
+
+def landmark(signal: np.ndarray, at: int, size: int = 64) -> np.ndarray:
+    """A stretch of `signal` loud enough to be found exactly once."""
+    loud = np.nonzero(np.abs(signal[at:]) > 2000)[0]
+    start = at + int(loud[0])
+    return signal[start : start + size], start
+
+
+def pcm_of(blocks: list[MicBlock]) -> np.ndarray:
+    return np.frombuffer(b"".join(block.pcm for block in blocks), "<i2")
+
+
+def play_all(backend: RealBackend, signal: np.ndarray, item: str, delta: int = 2400) -> None:
+    for start in range(0, signal.size, delta):
+        backend.play(signal[start : start + delta].astype("<i2").tobytes(), item, 0)
+
+
+async def collect(backend: RealBackend, into: list[MicBlock], arrivals: list[float]) -> None:
+    async for block in backend.mic_blocks():
+        into.append(block)
+        arrivals.append(time.monotonic())
+
+
+def read_raw(path: Path) -> np.ndarray:
+    return np.frombuffer(path.read_bytes(), "<i2")
+
+
+async def stop_recording(recorder: object) -> None:
+    recorder.terminate()  # type: ignore[attr-defined]
+    await asyncio.to_thread(recorder.wait, 5)  # type: ignore[attr-defined]
+
+
+async def test_speech_played_arrives_bit_exact_through_capture(
+    sound_server: str, speech_wav: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PULSE_SOURCE", "spk.monitor")  # the mic hears the speaker
+    speech = read_wav(speech_wav)
+    backend = RealBackend()
+    await backend.start()
+    blocks: list[MicBlock] = []
+    task = asyncio.create_task(collect(backend, blocks, []))
+    try:
+        play_all(backend, speech, "item_1")
+        assert await backend.drain(timeout=10)
+        await asyncio.sleep(0.2)
+    finally:
+        await backend.stop()
+        await task
+    captured = pcm_of(blocks)
+    mark, offset = landmark(speech, 0)
+    start = find(captured, mark) - offset
+    assert start >= 0, "speech not found in the capture"
+    assert np.array_equal(captured[start : start + speech.size], speech)
+    stats = backend.stats()
+    assert stats.callback_errors == 0 and stats.underruns == 0
+    assert stats.played_ms if hasattr(stats, "played_ms") else True
+    assert backend.played_ms("item_1", 0) == speech.size * 1000 // RATE
+
+
+async def test_mic_blocks_arrive_at_real_time_pace_and_hear_what_is_spoken(
+    sound_server: str, speech_wav: Path
+) -> None:
+    backend = RealBackend(use_output=False)
+    await backend.start()
+    blocks: list[MicBlock] = []
+    arrivals: list[float] = []
+    task = asyncio.create_task(collect(backend, blocks, arrivals))
+    speaker = pulse.play_into_mic(speech_wav)  # the test speaks into the microphone
+    started = time.monotonic()
+    await asyncio.sleep(2.6)
+    await backend.stop()
+    await task
+    await asyncio.to_thread(speaker.wait, 5)
+    elapsed = time.monotonic() - started
+    assert {len(block.pcm) for block in blocks} == {960}
+    assert abs(len(blocks) * 0.020 - elapsed) < 0.12
+    paced = np.diff(arrivals[5:])
+    assert 0.0195 < float(np.mean(paced)) < 0.0205
+    stamps = np.diff([block.captured_at for block in blocks])
+    assert float(np.median(stamps)) == pytest.approx(0.020, abs=0.001)
+    assert all(block.captured_at <= arrival for block, arrival in zip(blocks, arrivals))
+    speech = read_wav(speech_wav)
+    mark, offset = landmark(speech, 0)
+    start = find(pcm_of(blocks), mark) - offset
+    assert start >= 0 and np.array_equal(pcm_of(blocks)[start : start + speech.size], speech)
+    assert max(block.peak for block in blocks) > 0.3
+    assert backend.stats().overflows == 0
+
+
+@pytest.mark.parametrize("block_ms", [10, 100])
+async def test_block_length_is_configurable(sound_server: str, block_ms: int) -> None:
+    backend = RealBackend(use_output=False, block_ms=block_ms)
+    await backend.start()
+    blocks: list[MicBlock] = []
+    task = asyncio.create_task(collect(backend, blocks, []))
+    await asyncio.sleep(0.6)
+    await backend.stop()
+    await task
+    assert {len(block.pcm) for block in blocks} == {RATE * block_ms // 1000 * 2}
+    assert len(blocks) >= 0.4 / (block_ms / 1000)
+
+
+def chirp_with_offset(seconds: float = 3.0) -> np.ndarray:
+    """A signal that never nears zero (so a hard cut always clicks) and never repeats."""
+    t = np.arange(int(RATE * seconds)) / RATE
+    frequency = 150 + 100 * t / seconds
+    phase = 2 * np.pi * np.cumsum(frequency) / RATE
+    signal = 8000 + 5000 * np.sin(phase)
+    signal[:480] *= np.linspace(0, 1, 480)  # its own fade-in: the start must not click either
+    return signal.astype(np.int16)
+
+
+async def cut_and_record(tmp_path: Path, fade_ms: float) -> tuple[np.ndarray, np.ndarray, int]:
+    signal = chirp_with_offset()
+    raw = tmp_path / f"spk-{fade_ms}.raw"
+    recorder = pulse.record_monitor("spk", raw)
+    backend = RealBackend(use_input=False, fade_ms=fade_ms)
+    await backend.start()
+    try:
+        await asyncio.sleep(0.3)  # parec is up
+        play_all(backend, signal, "tone")
+        await asyncio.sleep(0.6)
+        backend.clear()
+        heard_ms = backend.played_ms("tone", 0)
+        await asyncio.sleep(0.3)
+    finally:
+        await backend.stop()
+        await stop_recording(recorder)
+    return signal, read_raw(raw), heard_ms
+
+
+def fade_region(signal: np.ndarray, recording: np.ndarray) -> tuple[int, int, int]:
+    """(where the signal starts, where the recording leaves it, where sound ends)."""
+    mark, offset = landmark(signal, 4800)
+    start = find(recording, mark) - offset
+    assert start >= 0, "the signal never reached the speaker"
+    played = recording[start : start + signal.size]
+    differs = np.nonzero(played != signal[: played.size])[0]
+    leaves = start + int(differs[0])
+    sound_ends = int(np.nonzero(recording)[0][-1]) + 1
+    return start, leaves, sound_ends
+
+
+async def test_clear_fades_out_within_15_ms_without_a_click(
+    sound_server: str, tmp_path: Path
+) -> None:
+    signal, recording, _ = await cut_and_record(tmp_path, fade_ms=15)
+    start, leaves, sound_ends = fade_region(signal, recording)
+    natural = int(np.max(np.abs(np.diff(signal.astype(np.int32)))))
+    step = int(np.max(np.abs(np.diff(recording.astype(np.int32)))))
+    assert step <= natural + 120, f"click: step {step} vs {natural} in the signal itself"
+    assert 0 < sound_ends - leaves <= 360  # the fade: at most 15 ms, then silence
+    assert leaves - start > 0.4 * RATE  # it played until the clear
+
+
+async def test_a_hard_cut_would_click_so_the_measure_can_fail(
+    sound_server: str, tmp_path: Path
+) -> None:
+    signal, recording, _ = await cut_and_record(tmp_path, fade_ms=0)
+    _, leaves, sound_ends = fade_region(signal, recording)
+    step = int(np.max(np.abs(np.diff(recording.astype(np.int32)))))
+    assert step > 2500
+    assert sound_ends - leaves <= 1
+
+
+async def test_truncation_position_matches_what_reached_the_speaker(
+    sound_server: str, speech_wav: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    speech = read_wav(speech_wav)
+    raw = tmp_path / "spk.raw"
+    recorder = pulse.record_monitor("spk", raw)
+    monkeypatch.setenv("PULSE_SOURCE", "spk.monitor")
+    listener = RealBackend(use_output=False)  # timestamps what reaches the speaker
+    speaker = RealBackend(use_input=False)
+    await listener.start()
+    await speaker.start()
+    heard: list[MicBlock] = []
+    task = asyncio.create_task(collect(listener, heard, []))
+    live: list[tuple[float, int]] = []
+    try:
+        await asyncio.sleep(0.3)
+        play_all(speaker, speech, "item_9")
+        for _ in range(10):
+            await asyncio.sleep(0.087)
+            live.append((time.monotonic(), speaker.played_ms("item_9", 0)))
+        speaker.clear()
+        truncate_ms = speaker.played_ms("item_9", 0)
+        await asyncio.sleep(0.4)
+        assert speaker.played_ms("item_9", 0) == truncate_ms  # final, and stays so
+    finally:
+        await speaker.stop()
+        await listener.stop()
+        await task
+        await stop_recording(recorder)
+
+    # What parec recorded: the item's samples that reached the sink, fade included.
+    start, leaves, sound_ends = fade_region(speech, read_raw(raw))
+    reached_ms = (sound_ends - start) * 1000 / RATE
+    assert abs(truncate_ms - reached_ms) <= 20, (truncate_ms, reached_ms)
+    assert 0 < truncate_ms < speech.size * 1000 // RATE
+
+    # While it played: the latency-corrected position against arrival times at the monitor.
+    captured = pcm_of(heard)
+    mark, offset = landmark(speech, 0)
+    first = find(captured, mark) - offset
+    assert first >= 0
+    block = len(heard[0].pcm) // 2
+    arrival = np.concatenate(
+        [b.captured_at + np.arange(block) / RATE for b in heard]
+    )  # when each captured sample was at the monitor
+    for at, position_ms in live:
+        truth_ms = np.count_nonzero(arrival[first : first + speech.size] <= at) * 1000 / RATE
+        assert abs(position_ms - truth_ms) <= 20, (position_ms, truth_ms)
+
+
+async def test_devices_that_refuse_24k_are_opened_at_their_rate_and_resampled(
+    sound_server: str, speech_wav: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PULSE_SOURCE", "spk.monitor")
+    speech = read_wav(speech_wav)
+    backend = RealBackend(input_rate=48000, output_rate=48000)
+    await backend.start()
+    blocks: list[MicBlock] = []
+    task = asyncio.create_task(collect(backend, blocks, []))
+    try:
+        play_all(backend, speech, "item_r")
+        assert await backend.drain(timeout=10)
+        await asyncio.sleep(0.3)
+    finally:
+        await backend.stop()
+        await task
+    stats = backend.stats()
+    assert (stats.input_rate, stats.output_rate) == (48000, 48000)
+    assert {len(block.pcm) for block in blocks} == {960}  # still 24 kHz, 20 ms
+    captured = pcm_of(blocks).astype(np.float64)
+    reference = speech.astype(np.float64)
+    correlation = np.correlate(captured, reference[2400:4800 + 2400], mode="valid")
+    lag = int(np.argmax(correlation)) - 2400
+    aligned = captured[lag : lag + reference.size]
+    similarity = np.dot(aligned, reference) / np.linalg.norm(aligned) / np.linalg.norm(reference)
+    assert similarity > 0.99
+    assert abs(backend.played_ms("item_r", 0) - speech.size * 1000 // RATE) <= 5
+
+
+@pytest.mark.slow
+async def test_a_device_lost_mid_stream_is_reported_and_the_session_goes_on(
+    sound_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server_pid = await asyncio.to_thread(start_private_pulse, tmp_path / "pa")
+    monkeypatch.setenv("PULSE_SERVER", f"unix:{tmp_path / 'pa'}/native")  # read at stream open
+    lost: list[str] = []
+    backend = RealBackend(on_device_lost=lost.append)
+    await backend.start()
+    blocks: list[MicBlock] = []
+    task = asyncio.create_task(collect(backend, blocks, []))
+    backend.play(np.zeros(RATE, np.int16).tobytes(), "item_l", 0)
+    await asyncio.sleep(0.3)
+    pulse.stop(server_pid)  # the sound server goes away under both streams
+    for _ in range(100):
+        if len(lost) == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert sorted(message.split()[0] for message in lost) == ["input", "output"]
+    assert all("stopped" in message and "\n" not in message for message in lost)
+    await asyncio.wait_for(task, 2)  # the mic iterator ended instead of hanging
+    backend.play(np.zeros(480, np.int16).tobytes(), "item_l", 0)  # no exception
+    backend.clear()
+    backend.played_ms("item_l", 0)
+    stats = backend.stats()
+    assert stats.device_lost is not None and "output device" in stats.device_lost
+    assert await backend.drain(timeout=1)
+    await backend.stop()
+
+
+def start_private_pulse(directory: Path) -> int:
+    """A second, throw-away PulseAudio server that this test may kill."""
+    import os
+    import subprocess
+
+    (directory / "xdg").mkdir(parents=True, mode=0o700)
+    (directory / "default.pa").write_text(pulse.DEFAULT_PA.format(dir=directory))
+    subprocess.run(
+        [
+            "pulseaudio",
+            "--daemonize=yes",
+            "-n",
+            "-F",
+            str(directory / "default.pa"),
+            "--exit-idle-time=-1",
+            f"--log-target=file:{directory}/pulse.log",
+        ],
+        env={**os.environ, "XDG_RUNTIME_DIR": str(directory / "xdg")},
+        check=True,
+        timeout=30,
+    )
+    server = f"unix:{directory}/native"
+    for _ in range(100):
+        if pulse.is_up(server):
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)
+    return int((directory / "xdg" / "pulse" / "pid").read_text())

@@ -1,0 +1,373 @@
+"""The jitter buffer, pure: prebuffer, wrap-around, underruns, clear with fade, played positions.
+
+No audio devices: the tests play the consumer themselves, block by block, with explicit DAC
+times, so every case is deterministic.
+"""
+
+from __future__ import annotations
+
+import threading
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from voicecli.audio.jitter import JitterBuffer
+
+
+RATE = 24000
+BLOCK = 480  # 20 ms
+
+
+def ramp(count: int, start: int = 1) -> np.ndarray:
+    """Distinct, recognisable samples: start, start+1, ... (wrapping inside int16)."""
+    return ((np.arange(count) + start) % 30000 + 1).astype(np.int16)
+
+
+def pull(buffer: JitterBuffer, blocks: int, t0: float = 0.0, block: int = BLOCK) -> np.ndarray:
+    """Run the consumer for `blocks` blocks; block i reaches the DAC at t0 + i * block/RATE."""
+    out = np.zeros(block, np.int16)
+    chunks = []
+    for index in range(blocks):
+        buffer.read_into(out, t0 + index * block / RATE)
+        chunks.append(out.copy())
+    return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+
+
+def test_prebuffer_holds_playback_until_target_then_plays_exactly() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=60)
+    buffer.write(ramp(960))  # 40 ms < 60 ms
+    assert not pull(buffer, 1).any()
+    buffer.write(ramp(960, start=961))  # now 80 ms queued
+    played = pull(buffer, 4)
+    assert np.array_equal(played[:1920], ramp(1920))
+    assert not played[1920:].any()
+
+
+def test_prebuffer_deadline_plays_a_short_tail_after_waiting() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=60)
+    buffer.write(ramp(240))  # a 10 ms tail that will never reach 60 ms
+    silent = pull(buffer, 3)  # 60 ms of waiting
+    assert not silent.any()
+    played = pull(buffer, 1)
+    assert np.array_equal(played[:240], ramp(240))
+
+
+def test_zero_prebuffer_plays_at_once() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=0)
+    buffer.write(ramp(100))
+    assert np.array_equal(pull(buffer, 1)[:100], ramp(100))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_wrap_around_keeps_every_sample_in_order(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    capacity_ms = 50  # 1200 samples: the stream wraps many times
+    buffer = JitterBuffer(
+        RATE, prebuffer_ms=0, capacity_ms=capacity_ms, max_capacity_ms=50, adaptive=False
+    )
+    block = int(rng.integers(64, 600))
+    out = np.zeros(block, np.int16)
+    sent, got = [], []
+    position = 1
+    for _ in range(400):
+        if buffer.buffered < 1200 and rng.random() < 0.6:
+            count = int(rng.integers(1, 1200 - buffer.buffered + 1))
+            chunk = ramp(count, start=position)
+            position += count
+            assert buffer.write(chunk) == count
+            sent.append(chunk)
+        used = buffer.read_into(out, 0.0)
+        got.append(out[:used].copy())
+    got.append(pull(buffer, 1200 // block + 2, block=block))
+    sent_all, got_all = np.concatenate(sent), np.concatenate(got)
+    assert np.array_equal(got_all[got_all != 0][: sent_all.size], sent_all)
+    assert buffer.stats().dropped == 0
+
+
+def test_underrun_zero_fills_counts_and_rearms_prebuffer() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=40, adaptive=False)
+    buffer.write(ramp(960), "a", 0)
+    played = pull(buffer, 3)  # 40 ms of audio, then a dry block
+    assert np.array_equal(played[:960], ramp(960))
+    assert not played[960:].any()
+    assert buffer.stats().dry_events == 1
+    buffer.write(ramp(480, start=961), "a", 0)  # the same part continues: a real gap
+    assert buffer.stats().underruns == 1
+    assert not pull(buffer, 1).any()  # re-armed: 20 ms < 40 ms prebuffer, still waiting
+    buffer.write(ramp(480, start=1441), "a", 0)
+    assert np.array_equal(pull(buffer, 2), ramp(960, start=961))
+
+
+def test_running_dry_at_the_end_of_a_part_is_not_an_underrun() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=0)
+    buffer.write(ramp(480), "a", 0)
+    pull(buffer, 3)
+    buffer.write(ramp(480), "b", 0)
+    pull(buffer, 3)
+    stats = buffer.stats()
+    assert stats.dry_events == 2
+    assert stats.underruns == 0
+
+
+def test_adaptive_prebuffer_grows_by_the_gap_and_is_capped() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=60, max_prebuffer_ms=100)
+    for round_ in range(4):
+        buffer.write(ramp(2400), "a", 0)
+        pull(buffer, 10)  # 100 ms of audio, then 100 ms dry
+    assert buffer.stats().underruns == 3
+    assert buffer.prebuffer == 2400  # grew by the gap each time, capped at 100 ms
+    fixed = JitterBuffer(RATE, prebuffer_ms=60, adaptive=False)
+    for _ in range(3):
+        fixed.write(ramp(2400), "a", 0)
+        pull(fixed, 10)
+    assert fixed.prebuffer == 1440
+
+
+def test_clear_fades_what_would_play_next_and_drops_the_rest() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=0, fade_ms=15)
+    loud = np.full(24000, 20000, np.int16)
+    buffer.write(loud, "a", 0)
+    pull(buffer, 2)
+    buffer.clear()
+    cut = pull(buffer, 3)
+    fade = cut[:360]
+    assert fade[0] > 19000 and fade[-1] == 0
+    assert np.all(np.diff(fade.astype(np.int32)) <= 0)  # monotone fade
+    assert np.max(np.abs(np.diff(fade.astype(np.int32)))) <= 20000 / 360 + 1
+    assert not cut[360:].any()
+    stats = buffer.stats()
+    assert stats.buffered == 0
+    assert stats.frames_played == 960 + 360
+
+
+def test_clear_without_fade_is_a_hard_cut() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=0, fade_ms=0)
+    buffer.write(np.full(4800, 20000, np.int16))
+    pull(buffer, 1)
+    buffer.clear()
+    assert not pull(buffer, 1).any()
+
+
+def test_clear_fades_over_what_is_left_when_less_than_the_fade_is_queued() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=0, fade_ms=15)
+    buffer.write(np.full(480 + 100, 20000, np.int16))
+    pull(buffer, 1)
+    buffer.clear()
+    cut = pull(buffer, 1)
+    assert cut[99] == 0 and cut[0] > 19000
+    assert not cut[100:].any()
+
+
+def test_clear_while_prebuffering_drops_without_playing() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=60)
+    buffer.write(ramp(480), "a", 0)
+    buffer.clear()
+    assert not pull(buffer, 5).any()
+    assert buffer.played_samples("a", 0, now=1.0) == 0
+
+
+def test_audio_after_a_clear_plays_and_late_audio_of_a_cut_part_is_dropped() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=0, fade_ms=15)
+    buffer.write(np.full(4800, 1000, np.int16), "old", 0)
+    pull(buffer, 1)
+    buffer.clear()
+    assert buffer.write(np.full(480, 1000, np.int16), "old", 0) == 0  # late delta
+    buffer.write(ramp(960), "new", 0)
+    played = pull(buffer, 4)
+    assert np.array_equal(played[480:1440], ramp(960))
+    assert buffer.stats().dropped == 480
+    assert buffer.received_samples("new", 0) == 960
+
+
+def test_played_position_is_corrected_by_output_latency() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=0)
+    buffer.write(ramp(24000), "a", 0)
+    latency = 0.040
+    pull(buffer, 10, t0=latency)  # 200 ms handed out; block i reaches the DAC at 40 ms + i*20
+    assert buffer.played_samples("a", 0, now=0.0) == 0
+    assert buffer.played_samples("a", 0, now=0.030) == 0
+    assert buffer.played_samples("a", 0, now=0.050) == 240  # 10 ms past the first DAC time
+    assert buffer.played_samples("a", 0, now=0.2) == 160 * 24  # 200 - 40 ms
+    assert buffer.played_samples("a", 0, now=5.0) == 4800  # never more than handed out
+    assert buffer.played_ms("a", 0, now=0.2) == 160
+
+
+def test_played_position_per_part_with_several_parts_in_a_row() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=0)
+    buffer.write(ramp(1200), "item1", 0)
+    buffer.write(ramp(600), "item1", 1)
+    buffer.write(ramp(2400), "item2", 0)
+    pull(buffer, 5)  # 2400 samples handed out at DAC times 0..100 ms
+    now = 2400 / RATE
+    assert buffer.played_samples("item1", 0, now) == 1200
+    assert buffer.played_samples("item1", 1, now) == 600
+    assert buffer.played_samples("item2", 0, now) == 600
+    assert buffer.played_samples("nope", 0, now) == 0
+
+
+def test_played_position_stays_put_during_an_underrun() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=0, adaptive=False)
+    buffer.write(ramp(600), "a", 0)
+    pull(buffer, 4)  # 25 ms of audio, then silence
+    assert buffer.played_samples("a", 0, now=0.079) == 600
+    buffer.write(ramp(600), "a", 0)
+    pull(buffer, 2, t0=0.08)
+    assert buffer.played_samples("a", 0, now=0.085) == 600 + 120
+    assert buffer.played_samples("a", 0, now=1.0) == 1200
+
+
+def test_cut_part_reports_handed_out_audio_plus_fade_before_and_after_the_cut() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=0, fade_ms=15)
+    buffer.write(ramp(24000), "a", 0)
+    buffer.write(ramp(4800), "b", 0)  # queued behind "a": never heard
+    pull(buffer, 10, t0=0.040)  # 4800 samples handed out
+    buffer.clear()
+    predicted = buffer.played_samples("a", 0, now=0.100)
+    assert predicted == 4800 + 360  # final: the device buffer still plays, then the fade
+    pull(buffer, 1, t0=0.240)  # the consumer carries out the cut
+    assert buffer.played_samples("a", 0, now=0.100) == predicted
+    assert buffer.played_samples("a", 0, now=9.0) == predicted
+    assert buffer.played_samples("b", 0, now=9.0) == 0
+
+
+def test_prediction_follows_the_consumer_when_it_ran_before_the_cut() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=0, fade_ms=15)
+    buffer.write(ramp(24000), "a", 0)
+    pull(buffer, 2)
+    buffer.clear()
+    # The callback raced the clear: one more block went out before it saw the request.
+    buffer._clear_seen = buffer._clear_gen
+    pull(buffer, 1, t0=0.04)
+    buffer._clear_seen = 0
+    pull(buffer, 1, t0=0.06)
+    assert buffer.played_samples("a", 0, now=1.0) == 1440 + 360
+
+
+def test_part_never_counts_more_than_received_even_if_written_twice() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=0)
+    buffer.write(ramp(480), "a", 0)
+    buffer.write(ramp(480), "b", 0)
+    buffer.write(ramp(480), "a", 0)  # a part that resumes after another part
+    pull(buffer, 4)
+    assert buffer.received_samples("a", 0) == 960
+    assert buffer.played_samples("a", 0, now=0.1) == 960
+    assert buffer.played_samples("b", 0, now=0.1) == 480
+
+
+def test_two_clears_before_the_consumer_runs_resolve_together() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=0, fade_ms=15)
+    buffer.write(ramp(4800), "a", 0)
+    pull(buffer, 1)
+    buffer.clear()
+    buffer.write(ramp(4800), "b", 0)
+    buffer.clear()
+    pull(buffer, 2, t0=0.02)
+    assert buffer.played_samples("a", 0, now=1.0) == 480 + 360
+    assert buffer.played_samples("b", 0, now=1.0) == 0
+    assert buffer.buffered == 0
+
+
+def test_ring_grows_for_a_burst_and_keeps_order_across_the_old_wrap() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=0, capacity_ms=100, max_capacity_ms=10_000)
+    buffer.write(ramp(2000))
+    first = pull(buffer, 3)  # read position is now mid-ring
+    burst = ramp(24000, start=2001)
+    assert buffer.write(burst) == 24000
+    assert buffer.stats().capacity >= 24000 + 560
+    rest = pull(buffer, 55)
+    whole = np.concatenate([first, rest])
+    assert np.array_equal(whole[:26000], ramp(26000))
+
+
+def test_audio_beyond_the_maximum_capacity_is_dropped_and_counted() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=0, capacity_ms=100, max_capacity_ms=200)
+    assert buffer.write(ramp(6000)) == 4800
+    assert buffer.stats().dropped == 1200
+    assert buffer.write(ramp(10)) == 0
+
+
+def test_bytes_are_little_endian_pcm16_and_a_stray_odd_byte_is_ignored() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=0)
+    samples = np.array([1, -2, 300, -32768, 32767], np.int16)
+    assert buffer.write(samples.astype("<i2").tobytes() + b"\x01") == 5
+    assert np.array_equal(pull(buffer, 1)[:5], samples)
+
+
+def test_heard_position_and_pending_drain_to_zero() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=0)
+    buffer.write(ramp(960))
+    pull(buffer, 3, t0=0.04)
+    assert buffer.pending_samples(now=0.04) == 960
+    assert buffer.pending_samples(now=0.08) == 0
+
+
+def test_output_level_follows_what_reaches_the_dac() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=0)
+    buffer.write(np.full(960, 16384, np.int16))
+    pull(buffer, 4, t0=0.04)
+    assert buffer.output_level(now=0.0) == (0.0, 0.0)
+    rms, peak = buffer.output_level(now=0.07)
+    assert rms == pytest.approx(0.5) and peak == pytest.approx(0.5)
+    assert buffer.output_level(now=0.2) == (0.0, 0.0)
+
+
+def test_invalid_settings_are_refused() -> None:
+    with pytest.raises(ValueError):
+        JitterBuffer(0)
+    with pytest.raises(ValueError):
+        JitterBuffer(RATE, prebuffer_ms=-1)
+
+
+def test_consumer_allocates_no_sample_buffers() -> None:
+    """Big blocks make any per-call temporary visible: one block of 2 s is 96 kB."""
+    block = 48000
+    buffer = JitterBuffer(RATE, prebuffer_ms=0, capacity_ms=5000, max_capacity_ms=5000)
+    out = np.zeros(block, np.int16)
+    chunk = ramp(30000)
+    buffer.write(chunk, "a", 0)
+    buffer.read_into(out, 0.0)  # warm up
+    tracemalloc.start()
+    try:
+        base, _ = tracemalloc.get_traced_memory()
+        for round_ in range(12):  # wrap-around, underrun, prebuffer, fade
+            buffer.write(chunk, "a", round_)
+            if round_ % 4 == 3:
+                buffer.clear()
+            buffer.read_into(out, round_ * 2.0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - base < 20_000
+
+
+def test_threads_producer_and_consumer_keep_every_sample_in_order() -> None:
+    """Real threads, as with PortAudio: the GIL-only SPSC protocol must not lose or reorder."""
+    buffer = JitterBuffer(RATE, prebuffer_ms=0, capacity_ms=20, max_capacity_ms=60_000)
+    total = 24000 * 4
+    sent = ramp(total)
+    got = np.zeros(total, np.int16)
+    received = 0
+    done = threading.Event()
+
+    def consumer() -> None:
+        nonlocal received
+        out = np.zeros(97, np.int16)
+        while received < total:
+            used = buffer.read_into(out, 0.0)
+            got[received : received + used] = out[:used]
+            received += used
+        done.set()
+
+    thread = threading.Thread(target=consumer)
+    thread.start()
+    rng = np.random.default_rng(7)
+    position = 0
+    while position < total:
+        count = min(total - position, int(rng.integers(1, 3000)))
+        assert buffer.write(sent[position : position + count]) == count
+        position += count
+    assert done.wait(20)
+    thread.join()
+    assert np.array_equal(got, sent)
+    assert buffer.stats().capacity > 480  # the ring grew while the consumer was reading

@@ -1,0 +1,178 @@
+"""Microphone capture: a PortAudio InputStream whose callback hands blocks to asyncio.
+
+The callback copies `indata` into a preallocated pool of blocks and passes the block's index
+to the loop with `call_soon_threadsafe`; it never polls, blocks, prints or raises. Everything
+else happens on the asyncio thread: turning the block into bytes, resampling to 24 kHz when
+the device would not open there, the level for the meter, and queueing the `MicBlock`.
+
+Why a pool instead of `bytes(indata)` in the callback: the rule is no allocation in the hot
+path, and the pool also bounds memory when the loop stalls (the oldest unread blocks are
+overwritten and counted as dropped instead of piling up). `bench/audio.py` measures both
+copies; they cost about the same, so the rule decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from voicecli.audio.backend import SAMPLE_RATE, MicBlock, MicQueue, level
+from voicecli.audio.devices import DeviceInfo, load_sounddevice
+from voicecli.audio.resample import Rebuffer, StreamResampler
+
+
+__all__ = ["Capture"]
+
+
+class Capture:
+    """One input stream feeding a `MicQueue` with 24 kHz blocks of `block_ms`.
+
+    Args:
+        device: the input device.
+        rate: the rate to open it at (24000, or its native rate when it refuses 24 kHz).
+        block_ms: block length, 10-100 ms.
+        mic: where `MicBlock`s go.
+        loop: the asyncio loop that consumes them.
+        on_lost: called on the loop thread with one line if the stream dies on its own.
+        pool_blocks: how many blocks the loop may lag behind before blocks are dropped.
+    """
+
+    def __init__(
+        self,
+        device: DeviceInfo,
+        rate: int,
+        block_ms: int,
+        mic: MicQueue,
+        loop: asyncio.AbstractEventLoop,
+        on_lost: Callable[[str], None],
+        pool_blocks: int = 50,
+    ) -> None:
+        self.device = device
+        self.rate = rate
+        self.block_frames = rate * block_ms // 1000
+        self.out_block = SAMPLE_RATE * block_ms // 1000
+        self._mic = mic
+        self._loop = loop
+        self._on_lost = on_lost
+        self._pool = np.zeros((pool_blocks, self.block_frames, 1), np.int16)
+        self._slots = [self._pool[i] for i in range(pool_blocks)]  # views made once, not per call
+        self._slot_frames = np.zeros(pool_blocks, np.int64)
+        self._pool_size = pool_blocks
+        self._seq = 0  # next block the callback writes (callback-owned)
+        self._closing = False
+        self._stream: Any = None
+        self._latency = 0.0
+        self._resampler = StreamResampler(rate, SAMPLE_RATE) if rate != SAMPLE_RATE else None
+        self._rebuffer = Rebuffer(self.out_block) if self._resampler else None
+        self.overflows = 0
+        self.callback_errors = 0
+        self.dropped = 0
+        self.blocks = 0
+        self.loop_closed = False
+
+    # --- lifetime (blocking PortAudio calls: run them off the loop) ---------------------------
+
+    def open(self) -> None:
+        sd = load_sounddevice()
+        self._stream = sd.InputStream(
+            device=self.device.index,
+            samplerate=self.rate,
+            channels=1,
+            dtype="int16",
+            blocksize=self.block_frames,
+            callback=self._callback,
+            finished_callback=self._finished,
+        )
+        self._latency = float(self._stream.latency)
+        self._stream.start()
+
+    def close(self) -> None:
+        self._closing = True
+        stream, self._stream = self._stream, None
+        if stream is None:
+            return
+        try:
+            stream.abort()
+        except Exception:  # noqa: BLE001 - a lost device may fail to stop; closing still frees it
+            pass
+        try:
+            stream.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+    @property
+    def latency(self) -> float:
+        return self._latency
+
+    # --- audio thread ------------------------------------------------------------------------
+
+    def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        try:
+            if status and status.input_overflow:
+                self.overflows += 1
+            seq = self._seq
+            slot = seq % self._pool_size
+            if frames == self.block_frames:
+                np.copyto(self._slots[slot], indata)
+            else:  # PortAudio promised `blocksize`; cope if a host API bends that
+                frames = min(frames, self.block_frames)
+                np.copyto(self._slots[slot][:frames], indata[:frames])
+            self._slot_frames[slot] = frames
+            now = time.monotonic()
+            adc = time_info.inputBufferAdcTime
+            delay = time_info.currentTime - adc
+            if adc <= 0 or not 0.0 <= delay < 1.0:
+                delay = self._latency + frames / self.rate
+            self._seq = seq + 1
+            self._loop.call_soon_threadsafe(self._deliver, seq, now - delay)
+        except RuntimeError:  # the loop is closed: nobody is listening any more
+            self.loop_closed = True
+        except Exception:  # noqa: BLE001 - a raise would silently kill the stream
+            self.callback_errors += 1
+
+    def _finished(self) -> None:
+        if not self._closing:
+            try:
+                self._loop.call_soon_threadsafe(self._lost)
+            except RuntimeError:
+                pass
+
+    # --- asyncio thread ----------------------------------------------------------------------
+
+    def _deliver(self, seq: int, captured_at: float) -> None:
+        if self._seq - seq >= self._pool_size:  # the callback lapped us: slot reused
+            self.dropped += 1
+            return
+        slot = seq % self._pool_size
+        samples = self._pool[slot, : int(self._slot_frames[slot]), 0].copy()
+        if self._seq - seq >= self._pool_size:  # ...while we were copying
+            self.dropped += 1
+            return
+        self.blocks += 1
+        if self._resampler is None or self._rebuffer is None:
+            self._put(samples, captured_at)
+            return
+        converted = self._resampler.process(samples)
+        end_time = captured_at + samples.size / self.rate
+        blocks = self._rebuffer.push(converted)
+        # Approximate capture times: the newest output sample is about the newest input one.
+        behind = self._rebuffer.pending + self.out_block * len(blocks)
+        for block in blocks:
+            self._put(block, end_time - behind / SAMPLE_RATE)
+            behind -= self.out_block
+
+    def _put(self, samples: np.ndarray, captured_at: float) -> None:
+        rms, peak = level(samples)
+        self._mic.put(MicBlock(samples.astype("<i2", copy=False).tobytes(), captured_at, rms, peak))
+
+    def _lost(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._on_lost(
+            f"input device {self.device.label()} stopped (unplugged or sound server gone)"
+        )

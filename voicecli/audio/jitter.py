@@ -1,0 +1,569 @@
+"""The playback jitter buffer: a preallocated single-producer/single-consumer int16 ring.
+
+The producer is the asyncio thread (`write`, `clear`, `played_samples`, `stats`); the consumer is
+the audio callback (`read_into`), which never blocks, takes no lock and allocates no sample
+buffer: it copies with at most two slice assignments, fades with preallocated scratch arrays
+and zero-fills what it cannot play.
+
+Pure: numpy only, no sounddevice, no clock of its own (the caller passes times), so it is
+tested exhaustively without audio hardware.
+
+Threads and the GIL
+    Every field is written by exactly one side: the producer owns `_write_pos`, the ring
+    reference, the parts table and the clear request; the consumer owns `_read_pos`, the
+    playing state, the played-block log and the clear acknowledgements. Each side only reads
+    the other's fields, and publishes with a single attribute store *after* the data it guards
+    (samples before `_write_pos`, the clear target before `_clear_gen`, a log entry before
+    `_log_count`). Under CPython's GIL a single attribute store is atomic and stores are seen in
+    program order, so no lock is needed. Free-threaded CPython (PEP 703) would need this
+    revisited. "No allocation" means no sample buffers: CPython still creates small int and
+    numpy-view objects in the callback, which is unavoidable and cheap.
+
+Positions
+    Stream positions are absolute sample counts since the buffer was made; the ring index is
+    `position % capacity`. Positions never wrap, so "how much is queued" is `write - read`.
+
+Prebuffer and underruns
+    Playback starts once `prebuffer` samples are queued, or once some audio has waited that
+    long (so the tail of a response is not held back forever). Running dry while playing
+    zero-fills, re-arms the prebuffer and is reported to the producer; the producer counts it
+    as an underrun only when the next audio continues the same content part (a gap the
+    listener hears), not when a part simply ended. With `adaptive=True` each underrun raises
+    the prebuffer by the length of the gap, up to `max_prebuffer`.
+
+Clear (barge-in)
+    `clear()` records the write position as the clear target and bumps a generation counter.
+    At its next run the consumer fades out up to `fade` samples of what it would have played
+    next (a linear ramp to zero: no click), then jumps its read position to the target,
+    dropping everything queued before the clear, and re-arms the prebuffer. Audio written
+    after the clear plays normally; further audio for a part that was cut is dropped.
+
+Played position (for `conversation.item.truncate`)
+    The producer records, per (item_id, content_index), the spans of stream positions its audio
+    occupies. The consumer logs, per block, when the block's first frame reaches the DAC
+    (`dac_time`, from PortAudio's outputBufferDacTime) and which stream positions it carried.
+    The heard position at time `now` is read off that log, so it is corrected by the device's
+    output latency. A part that was cut by `clear()` is final: everything handed to the device
+    before the cut plus the fade is heard (the device's own buffer is not discarded), and no
+    more. Both are clamped to the audio received, so a part never counts more than it got.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+__all__ = ["JitterBuffer", "JitterStats", "PartKey"]
+
+PartKey = tuple[str, int]
+"""(item_id, content_index): the unit the server truncates."""
+
+_LOG_SIZE = 256  # played-block log entries: 5 s of 20 ms blocks, far beyond any output latency
+_ACK_SIZE = 64  # clear acknowledgements the producer may fall behind on
+
+
+@dataclass(frozen=True, slots=True)
+class JitterStats:
+    """A snapshot of the buffer's counters (taken on the producer side)."""
+
+    buffered: int
+    """Samples queued and not yet handed to the device."""
+    prebuffer: int
+    """Current prebuffer target in samples (grows after underruns when adaptive)."""
+    underruns: int
+    """Gaps inside a content part: the device ran dry and the same part continued later."""
+    dry_events: int
+    """Times the consumer ran out of audio while playing (underruns plus part/response ends)."""
+    frames_out: int
+    """Frames the consumer produced, silence included."""
+    frames_played: int
+    """Stream samples handed to the device (fades included)."""
+    zero_frames: int
+    """Silent frames produced: idle time, prebuffer waits, gaps and the rest of a cut block."""
+    clears: int
+    """clear() requests."""
+    dropped: int
+    """Samples thrown away: audio for a part already cut, or beyond the maximum capacity."""
+    capacity: int
+    """Current ring capacity in samples."""
+
+
+class _Part:
+    __slots__ = ("spans", "cut_gen", "cut_end")
+
+    def __init__(self) -> None:
+        self.spans: list[list[int]] = []  # [start, end) stream positions, in write order
+        self.cut_gen = 0  # clear generation that cut this part (0: not cut)
+        self.cut_end: int | None = None  # fade end of that clear, once the consumer did it
+
+    def received(self) -> int:
+        return sum(end - start for start, end in self.spans)
+
+    def heard_until(self, position: int) -> int:
+        """Samples of this part at stream positions before `position`."""
+        return sum(max(0, min(end, position) - start) for start, end in self.spans)
+
+
+class JitterBuffer:
+    """SPSC int16 ring with prebuffer, fade-out clear and played position per content part.
+
+    Args:
+        sample_rate: samples per second of the stream (the output device's rate).
+        prebuffer_ms: audio queued before playback starts or restarts after an underrun.
+        max_prebuffer_ms: ceiling for the adaptive prebuffer (ignored unless `adaptive`).
+        fade_ms: fade-out length on `clear()`; at most one callback block is faded.
+        capacity_ms: initial ring size; the producer doubles it when a burst needs more.
+        max_capacity_ms: the ring never grows beyond this; audio past it is dropped and counted.
+        adaptive: raise the prebuffer by each underrun's gap length.
+    """
+
+    __slots__ = (
+        "sample_rate",
+        "_fade_len",
+        "_max_capacity",
+        "_max_target",
+        "_adaptive",
+        # producer-owned
+        "_ring",
+        "_write_pos",
+        "_target",
+        "_clear_gen",
+        "_clear_target",
+        "_parts",
+        "_last_key",
+        "_cut_keys",
+        "_underruns",
+        "_dry_seen",
+        "_zero_seen",
+        "_acks_seen",
+        "_clears",
+        "_dropped",
+        # consumer-owned
+        "_read_pos",
+        "_playing",
+        "_waited",
+        "_clear_seen",
+        "_dry_events",
+        "_frames_out",
+        "_frames_played",
+        "_zero_frames",
+        "_last_block",
+        "_log_dac",
+        "_log_start",
+        "_log_count_n",
+        "_log_count",
+        "_ack_gen",
+        "_ack_end",
+        "_acks",
+        "_ramp_index",
+        "_gain",
+        "_scratch",
+    )
+
+    def __init__(
+        self,
+        sample_rate: int = 24000,
+        *,
+        prebuffer_ms: float = 60,
+        max_prebuffer_ms: float = 200,
+        fade_ms: float = 15,
+        capacity_ms: float = 30_000,
+        max_capacity_ms: float = 600_000,
+        adaptive: bool = True,
+    ) -> None:
+        if sample_rate <= 0:
+            raise ValueError("sample_rate must be positive")
+        if prebuffer_ms < 0 or fade_ms < 0:
+            raise ValueError("prebuffer_ms and fade_ms cannot be negative")
+        self.sample_rate = sample_rate
+        self._fade_len = int(sample_rate * fade_ms / 1000)
+        capacity = max(1, int(sample_rate * capacity_ms / 1000))
+        self._max_capacity = max(capacity, int(sample_rate * max_capacity_ms / 1000))
+        self._target = int(sample_rate * prebuffer_ms / 1000)
+        max_target = max(self._target, int(sample_rate * max_prebuffer_ms / 1000))
+        self._max_target = min(max_target, self._max_capacity)
+        self._adaptive = adaptive
+
+        self._ring: tuple[np.ndarray, int] = (np.zeros(capacity, np.int16), capacity)
+        self._write_pos = 0
+        self._clear_gen = 0
+        self._clear_target = 0
+        self._parts: dict[PartKey, _Part] = {}
+        self._last_key: PartKey | None = None
+        self._cut_keys: list[PartKey] = []  # cut parts whose fade end is not known yet
+        self._underruns = 0
+        self._dry_seen = 0
+        self._zero_seen = 0
+        self._acks_seen = 0
+        self._clears = 0
+        self._dropped = 0
+
+        self._read_pos = 0
+        self._playing = False
+        self._waited = 0  # frames produced while audio waited for the prebuffer
+        self._clear_seen = 0
+        self._dry_events = 0  # times the consumer ran out while playing
+        self._frames_out = 0
+        self._frames_played = 0
+        self._zero_frames = 0
+        self._last_block = 0
+        self._log_dac = np.zeros(_LOG_SIZE, np.float64)
+        self._log_start = np.zeros(_LOG_SIZE, np.int64)
+        self._log_count_n = np.zeros(_LOG_SIZE, np.int64)
+        self._log_count = 0
+        self._ack_gen = np.zeros(_ACK_SIZE, np.int64)
+        self._ack_end = np.zeros(_ACK_SIZE, np.int64)
+        self._acks = 0
+        fade = max(1, self._fade_len)
+        self._ramp_index = np.arange(1, fade + 1, dtype=np.float32)
+        self._gain = np.zeros(fade, np.float32)
+        self._scratch = np.zeros(fade, np.float32)
+
+    # --- producer side (asyncio thread) ------------------------------------------------------
+
+    def write(self, pcm: bytes | np.ndarray, item_id: str = "", content_index: int = 0) -> int:
+        """Queue PCM16 (little-endian bytes or an int16 array) for one content part.
+
+        Returns the number of samples queued: 0 when the part was already cut by `clear()`
+        (late deltas of an interrupted response are not played), fewer than given when the
+        ring would grow beyond its maximum.
+        """
+        samples = _as_samples(pcm)
+        key = (item_id, content_index)
+        if not samples.size:
+            return 0
+        part = self._parts.get(key)
+        if part is not None and part.cut_gen:
+            self._dropped += samples.size
+            return 0
+        self._note_dry(key)
+        ring, capacity = self._ring
+        write = self._write_pos
+        free = capacity - (write - self._read_pos)
+        if samples.size > free:
+            ring, capacity = self._grow(write + samples.size - self._read_pos)
+            free = capacity - (write - self._read_pos)
+            if samples.size > free:
+                self._dropped += samples.size - free
+                samples = samples[:free]
+                if not samples.size:
+                    return 0
+        count = samples.size
+        index = write % capacity
+        first = min(count, capacity - index)
+        ring[index : index + first] = samples[:first]
+        if first < count:
+            ring[: count - first] = samples[first:]
+        if part is None:
+            part = self._parts[key] = _Part()
+        if part.spans and part.spans[-1][1] == write:
+            part.spans[-1][1] = write + count
+        else:
+            part.spans.append([write, write + count])
+        self._last_key = key
+        self._write_pos = write + count  # publish last: the samples are in place
+        return count
+
+    def clear(self) -> None:
+        """Barge-in: fade out what is playing and drop everything queued so far.
+
+        Takes effect at the consumer's next block. Parts with audio queued before the clear are
+        cut: their played position becomes final, and later audio for them is dropped.
+        """
+        self._sync_acks()
+        target = self._write_pos
+        generation = self._clear_gen + 1
+        for key, part in self._parts.items():
+            if not part.cut_gen and part.spans and part.spans[0][0] < target:
+                part.cut_gen = generation
+                self._cut_keys.append(key)
+        self._clears += 1
+        self._last_key = None
+        self._clear_target = target
+        self._clear_gen = generation  # publish last: the target is in place
+
+    def played_samples(self, item_id: str, content_index: int, now: float) -> int:
+        """Samples of this part the listener has heard by `now` (0 for an unknown part).
+
+        `now` is on the same clock as the `dac_time` given to `read_into`. For a part cut by
+        `clear()` this is the final count: what was handed to the device before the cut plus
+        the fade, predicted from the consumer's position until the consumer has done the cut.
+        """
+        part = self._parts.get((item_id, content_index))
+        if part is None:
+            return 0
+        self._sync_acks()
+        if part.cut_gen:
+            end = part.cut_end if part.cut_end is not None else self._predicted_fade_end()
+            return part.heard_until(end)
+        return part.heard_until(self.heard_position(now))
+
+    def played_ms(self, item_id: str, content_index: int, now: float) -> int:
+        """`played_samples` in whole milliseconds (rounded down: never more than heard)."""
+        return self.played_samples(item_id, content_index, now) * 1000 // self.sample_rate
+
+    def received_samples(self, item_id: str, content_index: int) -> int:
+        part = self._parts.get((item_id, content_index))
+        return part.received() if part else 0
+
+    def heard_position(self, now: float) -> int:
+        """The stream position that has reached the DAC by `now`, from the played-block log."""
+        count = self._log_count
+        oldest = max(0, count - _LOG_SIZE + 8)  # leave the consumer room to write
+        for entry in range(count - 1, oldest - 1, -1):
+            slot = entry % _LOG_SIZE
+            dac = float(self._log_dac[slot])
+            if dac <= now:
+                elapsed = self._elapsed(now, dac)
+                return int(self._log_start[slot]) + min(int(self._log_count_n[slot]), elapsed)
+        if count > oldest:  # everything logged is still on its way to the DAC
+            return int(self._log_start[oldest % _LOG_SIZE])
+        return 0
+
+    def pending_samples(self, now: float) -> int:
+        """Queued or in-flight samples the listener has not heard yet (0 when drained)."""
+        return max(0, self._write_pos - self.heard_position(now))
+
+    def output_level(self, now: float, window: int = 480) -> tuple[float, float]:
+        """(rms, peak), 0..1 of full scale, of the `window` samples reaching the DAC at `now`.
+
+        Approximate by design (for meters and the echo guard): silence during gaps reads 0.
+        """
+        count = self._log_count
+        for entry in range(count - 1, max(0, count - _LOG_SIZE + 8) - 1, -1):
+            slot = entry % _LOG_SIZE
+            dac = float(self._log_dac[slot])
+            if dac <= now:
+                elapsed = self._elapsed(now, dac)
+                played = int(self._log_count_n[slot])
+                if elapsed >= played + window:
+                    return 0.0, 0.0  # in the silence after this block's audio
+                start = int(self._log_start[slot])
+                end = start + min(played, elapsed)
+                return self._level_at(max(0, end - window), end)
+        return 0.0, 0.0
+
+    @property
+    def buffered(self) -> int:
+        """Samples queued and not yet handed to the device."""
+        return self._write_pos - self._read_pos
+
+    @property
+    def prebuffer(self) -> int:
+        return self._target
+
+    def stats(self) -> JitterStats:
+        return JitterStats(
+            buffered=self.buffered,
+            prebuffer=self._target,
+            underruns=self._underruns,
+            dry_events=self._dry_events,
+            frames_out=self._frames_out,
+            frames_played=self._frames_played,
+            zero_frames=self._zero_frames,
+            clears=self._clears,
+            dropped=self._dropped,
+            capacity=self._ring[1],
+        )
+
+    # --- consumer side (audio callback) ------------------------------------------------------
+
+    def read_into(self, out: np.ndarray, dac_time: float) -> int:
+        """Fill `out` (int16, 1-D) with the next samples; zero-fill what is missing.
+
+        `dac_time` is when `out[0]` will reach the DAC, on the clock `played_samples` is asked
+        with. Returns the number of stream samples used. Never raises on valid input, never
+        allocates a sample buffer, never blocks.
+        """
+        frames = out.shape[0]
+        # Load order matters: generation, then target, then write position, then ring. Each
+        # is published after the one before it, so the ring we hold has every sample below
+        # the write position we saw, even if the producer grew it meanwhile.
+        generation = self._clear_gen
+        target = self._clear_target
+        write = self._write_pos
+        ring, capacity = self._ring
+        read = self._read_pos
+        self._last_block = frames
+        if generation != self._clear_seen:
+            faded = 0
+            if self._playing:
+                faded = min(self._fade_len, target - read, frames)
+                if faded > 0:
+                    self._fade_into(out, ring, capacity, read, faded)
+                else:
+                    faded = 0
+            out[faded:] = 0
+            self._log(dac_time, read, faded)
+            slot = self._acks % _ACK_SIZE
+            self._ack_gen[slot] = generation
+            self._ack_end[slot] = read + faded
+            self._acks += 1
+            self._clear_seen = generation
+            self._playing = False
+            self._waited = 0
+            self._frames_out += frames
+            self._frames_played += faded
+            self._zero_frames += frames - faded
+            self._read_pos = max(read, target)
+            return faded
+
+        available = write - read
+        if not self._playing:
+            if available <= 0 or (available < self._target and self._waited < self._target):
+                if available > 0:
+                    self._waited += frames
+                out[:] = 0
+                self._log(dac_time, read, 0)
+                self._frames_out += frames
+                self._zero_frames += frames
+                return 0
+            self._playing = True
+            self._waited = 0
+        count = min(frames, available)
+        index = read % capacity
+        first = min(count, capacity - index)
+        out[:first] = ring[index : index + first]
+        if first < count:
+            out[first:count] = ring[: count - first]
+        if count < frames:
+            out[count:] = 0
+            self._playing = False
+            self._dry_events += 1
+            self._zero_frames += frames - count
+        self._log(dac_time, read, count)
+        self._frames_out += frames
+        self._frames_played += count
+        self._read_pos = read + count
+        return count
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _fade_into(
+        self, out: np.ndarray, ring: np.ndarray, capacity: int, read: int, faded: int
+    ) -> None:
+        # gain[i] = 1 - (i + 1) / faded: the last faded sample is silent, so the cut is smooth.
+        gain = self._gain[:faded]
+        np.multiply(self._ramp_index[:faded], -1.0 / faded, out=gain)
+        np.add(gain, 1.0, out=gain)
+        scratch = self._scratch[:faded]
+        index = read % capacity
+        first = min(faded, capacity - index)
+        scratch[:first] = ring[index : index + first]
+        if first < faded:
+            scratch[first:] = ring[: faded - first]
+        np.multiply(scratch, gain, out=scratch)
+        np.copyto(out[:faded], scratch, casting="unsafe")
+
+    def _elapsed(self, now: float, dac: float) -> int:
+        # The epsilon keeps 479.9999999 (float noise in times) from losing a whole sample.
+        return int((now - dac) * self.sample_rate + 1e-6)
+
+    def _log(self, dac_time: float, start: int, count: int) -> None:
+        slot = self._log_count % _LOG_SIZE
+        self._log_dac[slot] = dac_time
+        self._log_start[slot] = start
+        self._log_count_n[slot] = count
+        self._log_count += 1  # publish last
+
+    def _note_dry(self, key: PartKey) -> None:
+        """Classify the consumer's dry events since the last write (producer side)."""
+        dry = self._dry_events
+        if dry == self._dry_seen:
+            return
+        zero = self._zero_frames
+        if key == self._last_key:
+            self._underruns += dry - self._dry_seen
+            if self._adaptive:
+                gap = max(zero - self._zero_seen, self._last_block)
+                self._target = min(self._max_target, self._target + gap)
+        self._dry_seen = dry
+        self._zero_seen = zero
+
+    def _sync_acks(self) -> None:
+        """Give cut parts the fade end the consumer acknowledged for their clear."""
+        acks = self._acks
+        while self._acks_seen < acks:
+            slot = self._acks_seen % _ACK_SIZE
+            generation = int(self._ack_gen[slot])
+            end = int(self._ack_end[slot])
+            still_open = []
+            for key in self._cut_keys:
+                part = self._parts[key]
+                if part.cut_gen <= generation:
+                    part.cut_end = end
+                else:
+                    still_open.append(key)
+            self._cut_keys = still_open
+            self._acks_seen += 1
+
+    def _predicted_fade_end(self) -> int:
+        """Where the pending clear's fade will end if the consumer does it at its next block."""
+        read = self._read_pos
+        if not self._playing:
+            return read
+        fade = min(self._fade_len, self._clear_target - read, self._last_block or self._fade_len)
+        return read + max(0, fade)
+
+    def _grow(self, needed: int) -> tuple[np.ndarray, int]:
+        """Replace the ring with a bigger one holding the unread samples (producer only).
+
+        The consumer may still be reading the old ring; that is safe because the old array
+        keeps the samples it can reach, and the new one is published (one store) only after
+        the copy, with the same absolute positions.
+        """
+        old, old_capacity = self._ring
+        capacity = old_capacity
+        while capacity < needed and capacity < self._max_capacity:
+            capacity = min(self._max_capacity, capacity * 2)
+        if capacity == old_capacity:
+            return self._ring
+        ring = np.zeros(capacity, np.int16)
+        read = self._read_pos
+        for position in range(read, self._write_pos, old_capacity):
+            count = min(old_capacity, self._write_pos - position)
+            _copy_ring(old, old_capacity, position, ring, capacity, count)
+        self._ring = (ring, capacity)
+        return self._ring
+
+    def _level_at(self, start: int, end: int) -> tuple[float, float]:
+        ring, capacity = self._ring
+        if end <= start or self._write_pos - start > capacity:
+            return 0.0, 0.0
+        index = start % capacity
+        count = end - start
+        first = min(count, capacity - index)
+        window = ring[index : index + first]
+        if first < count:
+            window = np.concatenate([window, ring[: count - first]])
+        as_float = window.astype(np.float32)
+        rms = float(np.sqrt(np.mean(as_float * as_float))) / 32768.0
+        peak = float(np.max(np.abs(as_float))) / 32768.0
+        return rms, peak
+
+
+def _as_samples(pcm: bytes | np.ndarray) -> np.ndarray:
+    if isinstance(pcm, np.ndarray):
+        return pcm.reshape(-1).astype(np.int16, copy=False)
+    usable = len(pcm) - len(pcm) % 2  # a stray odd byte cannot be a sample
+    return np.frombuffer(pcm, dtype="<i2", count=usable // 2)
+
+
+def _copy_ring(
+    source: np.ndarray,
+    source_capacity: int,
+    position: int,
+    target: np.ndarray,
+    target_capacity: int,
+    count: int,
+) -> None:
+    """Copy `count` samples at absolute `position` between two rings of different sizes."""
+    done = 0
+    while done < count:
+        src = (position + done) % source_capacity
+        dst = (position + done) % target_capacity
+        step = min(count - done, source_capacity - src, target_capacity - dst)
+        target[dst : dst + step] = source[src : src + step]
+        done += step

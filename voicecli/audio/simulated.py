@@ -1,0 +1,178 @@
+"""A sound device simulated on the asyncio loop: the clock behind the file and null backends.
+
+One task ticks once per block on absolute deadlines (so it does not drift): it hands the
+previous block of "microphone" samples to the mic queue and asks the same `JitterBuffer` the
+real speaker uses for the next block of output. Truncation math, prebuffering, underruns and
+fades therefore behave as with a device, headless.
+
+In fast mode (`realtime=False`) there is no clock: input blocks are queued as fast as the
+consumer takes them (none are dropped), and output is "played" the moment it is queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from voicecli.audio.backend import SAMPLE_RATE, BackendBase, MicBlock, level
+from voicecli.audio.jitter import JitterBuffer
+
+
+__all__ = ["SimulatedBackend"]
+
+SILENCE = "silence"
+
+
+class SimulatedBackend(BackendBase):
+    """Base of `FileBackend` and `NullBackend`.
+
+    Args:
+        realtime: pace input and output like a device (True) or run as fast as possible.
+        trailing_silence_ms: after the input runs out, this much silence, then the mic ends;
+            None: silence until `stop()` (real-time mode only; fast mode then just ends).
+        output_latency_ms: pretend the speaker needs this long to play a block (real-time).
+        block_ms, prebuffer_ms, max_prebuffer_ms, fade_ms: as for the real backend.
+    """
+
+    def __init__(
+        self,
+        *,
+        realtime: bool = True,
+        trailing_silence_ms: int | None = 0,
+        output_latency_ms: float = 0.0,
+        block_ms: int = 20,
+        prebuffer_ms: float = 60,
+        max_prebuffer_ms: float = 200,
+        fade_ms: float = 15,
+        on_device_lost: Callable[[str], None] | None = None,
+    ) -> None:
+        super().__init__(
+            block_ms=block_ms,
+            prebuffer_ms=prebuffer_ms if realtime else 0,
+            max_prebuffer_ms=max_prebuffer_ms if realtime else 0,
+            fade_ms=fade_ms,
+            on_device_lost=on_device_lost,
+        )
+        self.realtime = realtime
+        self.trailing_silence_ms = trailing_silence_ms
+        self.output_latency = output_latency_ms / 1000
+        self._source: np.ndarray | str | None = None  # samples, SILENCE, or None (no mic)
+        self._source_pos = 0
+        self._trailing_left: int | None = 0
+        self._out = np.zeros(self.block_samples, np.int16)
+        self._task: asyncio.Task[None] | None = None
+        self._started_at = 0.0
+
+    # --- hooks for subclasses ----------------------------------------------------------------
+
+    def _open_source(self) -> np.ndarray | str | None:
+        """The mic's samples (24 kHz int16), SILENCE for endless silence, or None for no mic."""
+        return None
+
+    def _sink(self, samples: np.ndarray) -> None:
+        """Where played samples go (the file backend writes them to a WAV)."""
+
+    def _close_sink(self) -> None:
+        pass
+
+    # --- AudioBackend ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        self._source = self._open_source()
+        self._source_pos = 0
+        trailing = self.trailing_silence_ms
+        self._trailing_left = None if trailing is None else SAMPLE_RATE * trailing // 1000
+        if not self.realtime:
+            self._trailing_left = self._trailing_left or 0
+        self._started_at = time.monotonic()
+        if self._source is None:
+            self.mic.close()
+        run = self._run_realtime() if self.realtime else self._feed_fast()
+        self._task = asyncio.get_running_loop().create_task(run, name="simulated-audio")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.mic.close()
+        self._close_sink()
+
+    def _queue_output(self, pcm: bytes, item_id: str, content_index: int) -> None:
+        self.jitter.write(pcm, item_id, content_index)
+        if not self.realtime:
+            self._play_now()
+
+    # --- the clock ---------------------------------------------------------------------------
+
+    async def _run_realtime(self) -> None:
+        loop = asyncio.get_running_loop()
+        block_s = self.block_samples / SAMPLE_RATE
+        start = loop.time()
+        tick = 0
+        while True:
+            now = start + tick * block_s
+            self.jitter.read_into(self._out, now + self.output_latency)
+            self._sink(self._out)
+            if tick > 0 and not self.mic.closed:
+                self._deliver_next(now - block_s)
+            tick += 1
+            await asyncio.sleep(max(0.0, start + tick * block_s - loop.time()))
+
+    async def _feed_fast(self) -> None:
+        block_s = self.block_samples / SAMPLE_RATE
+        index = 0
+        while not self.mic.closed:
+            block = self._next_block()
+            if block is None:
+                self.mic.close()
+                return
+            rms, peak = level(block)
+            captured_at = self._started_at + index * block_s
+            await self.mic.put_waiting(MicBlock(block.tobytes(), captured_at, rms, peak))
+            index += 1
+            await asyncio.sleep(0)  # let the consumer run between blocks
+
+    def _deliver_next(self, captured_at: float) -> None:
+        block = self._next_block()
+        if block is None:
+            self.mic.close()
+            return
+        rms, peak = level(block)
+        self.mic.put(MicBlock(block.astype("<i2", copy=False).tobytes(), captured_at, rms, peak))
+
+    def _next_block(self) -> np.ndarray | None:
+        size = self.block_samples
+        source = self._source
+        if isinstance(source, np.ndarray) and self._source_pos < source.size:
+            block = source[self._source_pos : self._source_pos + size]
+            self._source_pos += size
+            if block.size < size:
+                block = np.concatenate([block, np.zeros(size - block.size, np.int16)])
+            return block
+        if source is None:
+            return None
+        if isinstance(source, str) or self._trailing_left is None:
+            return np.zeros(size, np.int16)
+        if self._trailing_left <= 0:
+            return None
+        self._trailing_left -= size
+        return np.zeros(size, np.int16)
+
+    def _play_now(self) -> None:
+        """Fast mode: everything queued is played at once (prebuffer is 0)."""
+        jitter: JitterBuffer = self.jitter
+        now = time.monotonic()
+        idle = 0
+        while jitter.buffered > 0 and idle < 2:  # the first read may only carry out a clear
+            count = min(jitter.buffered, self._out.size)
+            played = jitter.read_into(self._out[:count], now)
+            self._sink(self._out[:played])
+            idle = idle + 1 if played == 0 else 0

@@ -1,0 +1,834 @@
+"""The talk engine: the non-UI heart of `voicecli talk` and `voicecli smoke`.
+
+`TalkEngine` connects a `RealtimeSession` (opened by a caller-supplied opener, so the choice of
+server stays with the command) and an `AudioBackend` (real, file or null; none for text-only),
+and drives the pure parts:
+
+- `voicecli.turns.TurnPolicy` decides who speaks when; the engine carries out its actions
+  (play, flush, truncate with the backend's heard position, cancel, clear, append, commit,
+  create, session.update);
+- `voicecli.echo.EchoGuard` filters mic blocks while the assistant is audible;
+- `voicecli.metrics.MetricsTracker` times each turn and prices its usage;
+- `voicecli.transcript.TranscriptView` turns the protocol Conversation into display lines.
+
+It publishes what a UI needs: `snapshot()` (a small frozen `EngineSnapshot`), `transcript()`
+(the display lines), `log` (the event log for the inspector) and a stream of small `Update`
+objects to `subscribe()`rs, which a UI coalesces. It never prints and never imports Textual.
+
+Errors: the harmless races (`HARMLESS_ERROR_CODES`) only go to the event log; other server
+errors become error notices with their code; a lost audio device becomes a notice and the
+session goes on (typing still works); a connection that fails ends `run()` with its typed
+`ConnectError`.
+
+Everything runs on the asyncio thread: user actions (`ptt_press`, `send_text`, ...) are plain
+method calls from the UI's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from voicecli.echo import EchoGuard, EchoMode, EchoSettings
+from voicecli.errors import ConnectError
+from voicecli.metrics import MetricsTracker, SessionSummary, TurnMetrics
+from voicecli.protocol import events as ev
+from voicecli.protocol.conversation import Conversation
+from voicecli.protocol.dialects import UNSET, SessionConfig, Transcription
+from voicecli.transcript import Line, TranscriptView
+from voicecli.turns import (
+    BYTES_PER_MS,
+    Action,
+    AppendAudio,
+    CancelResponse,
+    ClearInputBuffer,
+    CommitAudio,
+    CreateResponse,
+    FlushPlayback,
+    Mode,
+    Notice,
+    PlayAudio,
+    SendText,
+    State,
+    Truncate,
+    TurnPolicy,
+    TurnSettings,
+    UpdateTurnDetection,
+)
+
+
+if TYPE_CHECKING:
+    from voicecli.audio.backend import AudioBackend
+    from voicecli.config import Config, ModelPrices
+    from voicecli.session import ConnectionSettings, RealtimeSession
+
+
+__all__ = [
+    "ConnectionChanged",
+    "Ended",
+    "EngineSnapshot",
+    "LevelsChanged",
+    "LogEntry",
+    "Logged",
+    "NoticeAdded",
+    "SessionChanged",
+    "SessionOpener",
+    "StateChanged",
+    "TalkEngine",
+    "TalkSettings",
+    "TranscriptChanged",
+    "TurnFinished",
+    "Update",
+    "opener_for",
+]
+
+Tap = Callable[[str], None]
+SessionOpener = Callable[[Tap, Tap], Awaitable["RealtimeSession"]]
+"""`await opener(on_sent, on_received)` opens the session with those taps installed."""
+
+
+def opener_for(settings: ConnectionSettings) -> SessionOpener:
+    """The usual opener: `RealtimeSession.open(settings)` with the engine's taps."""
+
+    async def open_session(on_sent: Tap, on_received: Tap) -> RealtimeSession:
+        from voicecli.session import RealtimeSession
+
+        return await RealtimeSession.open(settings, on_sent=on_sent, on_received=on_received)
+
+    return open_session
+
+
+# --- settings ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TalkSettings:
+    """What a talk session asks for. Build it from the config with `from_config()`."""
+
+    mode: Mode = Mode.VAD
+    voice: str | None = "alloy"
+    """None leaves the server's default voice."""
+    instructions: str = ""
+    """Empty leaves the server's default instructions."""
+    transcription_model: str = "gpt-4o-mini-transcribe"
+    """Empty turns input transcription off (user speech then shows as `(speech)`)."""
+    output: str = "audio"
+    """`audio` (with a transcript) or `text`."""
+    text_only: bool = False
+    """No audio at all: typed turns only; assistant audio, if any, is ignored."""
+    turn: TurnSettings = field(default_factory=TurnSettings)
+    echo: EchoSettings = field(default_factory=EchoSettings)
+    prices: ModelPrices | None = None
+    tick_s: float = 0.02
+    """How often time-driven work runs (hold-to-talk release, playback bookkeeping, levels)."""
+    levels_every_s: float = 0.05
+    """How often `LevelsChanged` is published while audio runs."""
+    log_size: int = 5000
+    """Event log entries kept for the inspector."""
+
+    @classmethod
+    def from_config(cls, config: Config, *, text_only: bool = False) -> TalkSettings:
+        session, audio = config.session, config.audio
+        return cls(
+            mode=Mode(session.mode),
+            voice=session.voice,
+            instructions=session.instructions,
+            transcription_model=session.transcription_model,
+            output=session.output,
+            text_only=text_only,
+            turn=TurnSettings(
+                eagerness=session.eagerness,
+                vad_threshold=session.vad_threshold,
+                vad_prefix_padding_ms=session.prefix_padding_ms,
+                vad_silence_duration_ms=session.silence_duration_ms,
+            ),
+            echo=EchoSettings(mode=EchoMode(audio.echo_guard)),
+            prices=config.price_for(config.connection.model),
+        )
+
+    def session_config(self, policy: TurnPolicy) -> SessionConfig:
+        """The first `session.update`: voice, instructions, output, transcription, turns."""
+        transcription = (
+            Transcription(model=self.transcription_model) if self.transcription_model else None
+        )
+        return SessionConfig(
+            instructions=self.instructions or UNSET,
+            voice=self.voice or UNSET,
+            output_modalities=(self.output,),
+            input_audio_format="pcm16",
+            output_audio_format="pcm16",
+            transcription=transcription if not self.text_only else UNSET,
+            turn_detection=policy.turn_detection(),
+        )
+
+
+# --- what the engine publishes ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One line of the event log: a frame sent or received, or a note from the engine."""
+
+    at: float
+    """Wall-clock time (`time.time()`), for display."""
+    direction: str
+    """`sent`, `received` or `engine`."""
+    type: str
+    """The event type (neutral name for received events) or, for engine notes, a short tag."""
+    data: Mapping[str, Any] | None = None
+    """The wire dict with audio payloads replaced by `<N bytes>`; None for engine notes."""
+    note: str = ""
+    """Engine notes and harmless errors: one line of explanation."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSnapshot:
+    """Everything the status line, state indicator and meters show, at one moment."""
+
+    connection: str
+    """`idle`, `connecting`, `connected`, `closed` or `failed`."""
+    connection_error: str | None
+    url: str | None
+    dialect: str | None
+    model: str | None
+    voice: str | None
+    session_id: str | None
+    expires_at: int | None
+    """Unix seconds when the server ends the session (show `expires_at - time.time()`)."""
+    mode: Mode
+    eagerness: str
+    state: State
+    muted: bool
+    recording: bool
+    """Push-to-talk pressed or toggled on."""
+    hold_source: str | None
+    """How push-to-talk is held: `toggle`, `button` or `keys`."""
+    text_only: bool
+    echo_mode: EchoMode
+    echo_closed: bool
+    """The echo guard is silencing the mic right now."""
+    mic_level: float
+    """RMS of the latest mic block, 0..1 of full scale."""
+    out_level: float
+    """RMS of the assistant audio reaching the speaker, 0..1."""
+    underruns: int
+    audio_lost: str | None
+    """One line naming the lost audio device, once one is lost."""
+    last_turn: TurnMetrics | None
+    summary: SessionSummary
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """Base of the change notifications. Fast ones (levels, log) come often: coalesce them."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionChanged(Update):
+    status: str
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionChanged(Update):
+    """session.created/updated arrived: model, voice, expiry may have changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged(Update):
+    state: State
+    muted: bool
+    mode: Mode
+    recording: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptChanged(Update):
+    """Re-read `TalkEngine.transcript()`."""
+
+
+@dataclass(frozen=True, slots=True)
+class LevelsChanged(Update):
+    mic: float
+    out: float
+
+
+@dataclass(frozen=True, slots=True)
+class TurnFinished(Update):
+    metrics: TurnMetrics
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeAdded(Update):
+    text: str
+    level: str
+    """`info`, `warning` or `error`."""
+    code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Logged(Update):
+    entry: LogEntry
+
+
+@dataclass(frozen=True, slots=True)
+class Ended(Update):
+    error: str | None
+    """None after `stop()`; the one-line reason when the connection failed."""
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+_AUDIO_TYPES = frozenset(
+    {
+        "input_audio_buffer.append",
+        "response.output_audio.delta",
+        "response.audio.delta",
+        "conversation.item.retrieved",
+        "conversation.item.create",
+    }
+)
+
+
+def _size_note(base64_text: str) -> str:
+    return f"<{len(base64_text) * 3 // 4} bytes>"
+
+
+def _elide(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The wire dict with base64 audio replaced by `<N bytes>` (also inside item content), so
+    the log stays small and readable."""
+    if data.get("type") not in _AUDIO_TYPES:
+        return data
+    out = dict(data)
+    for name in ("delta", "audio"):
+        if isinstance(out.get(name), str):
+            out[name] = _size_note(out[name])
+    item = out.get("item")
+    if isinstance(item, Mapping) and isinstance(item.get("content"), list):
+        out["item"] = {
+            **item,
+            "content": [
+                {**part, "audio": _size_note(part["audio"])}
+                if isinstance(part, Mapping) and isinstance(part.get("audio"), str)
+                else part
+                for part in item["content"]
+            ],
+        }
+    return out
+
+
+# --- the engine ----------------------------------------------------------------------------
+
+
+class TalkEngine:
+    """One talk session: open, stream, play, take turns, measure; until `stop()` or failure.
+
+        engine = TalkEngine(settings, opener_for(connection), audio=backend)
+        engine.subscribe(on_update)          # or: async for update in engine.updates()
+        await engine.run()                   # returns after stop(); raises ConnectError
+
+    `audio=None` (or `settings.text_only`) runs without any audio device.
+    """
+
+    def __init__(
+        self,
+        settings: TalkSettings,
+        open_session: SessionOpener,
+        audio: AudioBackend | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self._open_session = open_session
+        self.audio = None if settings.text_only else audio
+        self._clock = clock
+        self._wall = wall_clock
+        self.policy = TurnPolicy(
+            mode=settings.mode, settings=settings.turn, audio=self.audio is not None
+        )
+        self.echo = EchoGuard(settings.echo)
+        self.metrics = MetricsTracker(settings.prices)
+        self.transcript_view = TranscriptView(
+            transcription=bool(settings.transcription_model) and self.audio is not None
+        )
+        self.log: deque[LogEntry] = deque(maxlen=settings.log_size)
+        self.session: RealtimeSession | None = None
+        self._empty_conversation = Conversation()
+        self._subscribers: list[Callable[[Update], None]] = []
+        self._connection = "idle"
+        self._connection_error: str | None = None
+        self._audio_lost: str | None = None
+        self._audio_ok = self.audio is not None
+        self._stop = asyncio.Event()
+        self._published: tuple[Any, ...] | None = None
+        self._levels_at = -1e9
+        self._first_play_pending: dict[str, tuple[str, int]] = {}
+        self._underruns_at_start: dict[str, int] = {}
+        self._stats_underruns = 0
+        self._mic_level = 0.0
+        self._out_level = 0.0
+
+    # --- observing -----------------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[Update], None]) -> Callable[[], None]:
+        """Call `callback(update)` for every update (on the asyncio thread); returns an
+        unsubscribe function. A callback that raises is logged and kept."""
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback)
+
+    async def updates(self) -> AsyncIterator[Update]:
+        """The updates as an async iterator (ends after `Ended`)."""
+        queue: asyncio.Queue[Update] = asyncio.Queue()
+        unsubscribe = self.subscribe(queue.put_nowait)
+        try:
+            while True:
+                update = await queue.get()
+                yield update
+                if isinstance(update, Ended):
+                    return
+        finally:
+            unsubscribe()
+
+    @property
+    def conversation(self) -> Conversation:
+        return self.session.client.conversation if self.session else self._empty_conversation
+
+    def transcript(self) -> list[Line]:
+        """The conversation as display lines, in conversation order."""
+        return self.transcript_view.lines(self.conversation)
+
+    def snapshot(self) -> EngineSnapshot:
+        client = self.session.client if self.session else None
+        config = client.session if client else SessionConfig()
+        turns = self.metrics.turns
+        return EngineSnapshot(
+            connection=self._connection,
+            connection_error=self._connection_error,
+            url=self.session.settings.display_url if self.session else None,
+            dialect=client.dialect.name if client else None,
+            model=client.model if client else None,
+            voice=config.voice if config.voice is not UNSET else self.settings.voice,
+            session_id=client.session_id if client else None,
+            expires_at=client.expires_at if client else None,
+            mode=self.policy.mode,
+            eagerness=self.policy.settings.eagerness,
+            state=self.policy.state,
+            muted=self.policy.muted,
+            recording=self.policy.recording,
+            hold_source=self.policy.hold_source,
+            text_only=self.audio is None,
+            echo_mode=self.echo.mode,
+            echo_closed=self.echo.closed,
+            mic_level=self._mic_level,
+            out_level=self._out_level,
+            underruns=self._stats_underruns,
+            audio_lost=self._audio_lost,
+            last_turn=turns[-1] if turns else None,
+            summary=self.metrics.summary(),
+        )
+
+    # --- user actions --------------------------------------------------------------------
+
+    def ptt_press(self) -> None:
+        """Push-to-talk pressed (a true press: mouse button, terminal key-down)."""
+        self._act(self.policy.ptt_press(self._clock(), source="button"))
+
+    def ptt_release(self) -> None:
+        self._act(self.policy.ptt_release(self._clock()))
+
+    def ptt_toggle(self) -> None:
+        """Start or end a push-to-talk turn (space by default)."""
+        self._act(self.policy.ptt_toggle(self._clock()))
+
+    def ptt_key(self) -> None:
+        """Hold-to-talk without key releases: call on every key press, auto-repeats included;
+        the turn ends when the repeats stop."""
+        self._act(self.policy.ptt_key(self._clock()))
+
+    def toggle_mute(self) -> None:
+        self._act(self.policy.toggle_mute())
+
+    def set_muted(self, muted: bool) -> None:
+        self._act(self.policy.set_muted(muted))
+
+    def set_mode(self, mode: Mode | str, eagerness: str | None = None) -> None:
+        """Switch turn-taking mid-session (sends `session.update` with the new turn detection)."""
+        self._act(self.policy.set_mode(mode, eagerness))
+
+    def send_text(self, text: str) -> None:
+        """Send a typed message (interrupts the assistant) and ask for an answer."""
+        if self.session is None or not text.strip():
+            return
+        self._act(self.policy.send_text(text))
+
+    def notice(self, text: str, level: str = "info") -> None:
+        """Add a line to the transcript and publish it (e.g. "talking to the local server")."""
+        after = self.conversation.last_item_id
+        if level == "error":
+            self.transcript_view.error(text, after)
+        else:
+            self.transcript_view.notice(text, after)
+        self._publish(NoticeAdded(text, level))
+        self._publish(TranscriptChanged())
+
+    def stop(self) -> None:
+        """End the session; `run()` returns once everything is closed."""
+        self._stop.set()
+
+    # --- running -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Open the session, start audio, run until `stop()`; raises the ConnectError (or the
+        AudioError from starting the devices) that ended it.
+
+        The session opens first so the mic does not queue audio while we connect (it would
+        reach the server late, in a burst).
+        """
+        error: BaseException | None = None
+        try:
+            self._set_connection("connecting")
+            self.session = await self._open_session(self._on_sent, self._on_received)
+            self._set_connection("connected")
+            self.session.update_session(self.settings.session_config(self.policy))
+            if self.audio is not None:
+                await self.audio.start()
+            self._act(self.policy.on_session_ready())
+            await self._serve(self.session)
+        except ConnectError as exc:
+            error = exc
+            self._connection_error = str(exc)
+            self._set_connection("failed", str(exc))
+            raise
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            await self._shutdown()
+            if self._connection != "failed":
+                self._set_connection("closed")
+            failed = error if isinstance(error, ConnectError) else None
+            self._publish(Ended(None if failed is None else str(failed)))
+
+    async def _serve(self, session: RealtimeSession) -> None:
+        tasks = [
+            asyncio.create_task(self._read_events(session), name="engine-events"),
+            asyncio.create_task(self._tick(), name="engine-tick"),
+            asyncio.create_task(self._stop.wait(), name="engine-stop"),
+        ]
+        if self.audio is not None:
+            tasks.append(asyncio.create_task(self._read_mic(self.audio), name="engine-mic"))
+        try:
+            while True:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                if self._stop.is_set():
+                    return
+                for task in done:
+                    tasks.remove(task)
+                    task.result()  # raises a fatal error
+                    if task.get_name() == "engine-events":
+                        return  # the connection ended without an error (closed by us)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _shutdown(self) -> None:
+        if self.session is not None:
+            with contextlib.suppress(Exception):
+                await self.session.close()
+        if self.audio is not None:
+            with contextlib.suppress(Exception):
+                await self.audio.stop()
+
+    async def _read_events(self, session: RealtimeSession) -> None:
+        async for event in session.events():
+            self._on_event(event)
+
+    async def _read_mic(self, audio: AudioBackend) -> None:
+        async for block in audio.mic_blocks():
+            now = self._clock()
+            self._mic_level = block.rms
+            pcm = self.echo.filter(block.pcm, now)
+            self._act(self.policy.on_mic_block(pcm))
+        self._note("mic", "the microphone input ended")
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.tick_s)
+            self._on_tick()
+
+    def _on_tick(self) -> None:
+        now = self._clock()
+        played = self._played_ms if self._audio_ok else None
+        self._act(self.policy.tick(now, played))
+        if self.audio is not None:
+            stats = self.audio.stats()
+            self._out_level = stats.out_rms
+            self._stats_underruns = stats.underruns
+            self.echo.on_playback_level(stats.out_rms, now)
+            if stats.device_lost and self._audio_lost is None:
+                self._on_audio_lost(stats.device_lost)
+            self._check_first_play(now)
+            if now - self._levels_at >= self.settings.levels_every_s:
+                self._levels_at = now
+                self._publish(LevelsChanged(self._mic_level, self._out_level))
+        self.echo.on_assistant_audible(bool(self.policy.playing), now)
+        self._publish_state()
+
+    def _played_ms(self, item_id: str, content_index: int) -> int:
+        return self.audio.played_ms(item_id, content_index) if self.audio else 0
+
+    def _check_first_play(self, now: float) -> None:
+        for response_id, part in list(self._first_play_pending.items()):
+            heard = self._played_ms(*part)
+            if heard > 0:
+                # The first sample reached the device `heard` ms ago.
+                self.metrics.first_played(response_id, now - heard / 1000)
+                del self._first_play_pending[response_id]
+
+    def _on_audio_lost(self, message: str) -> None:
+        self._audio_lost = message
+        self._audio_ok = False
+        self._act(self.policy.on_audio_lost())
+        self.notice(f"Audio device lost ({message}); the session goes on and typing still works.")
+
+    # --- server events -------------------------------------------------------------------
+
+    def _on_event(self, event: ev.Event) -> None:
+        self._log_received(event)
+        now = self._clock()
+        handler = _EVENT_HANDLERS.get(type(event))
+        if handler is not None:
+            handler(self, event, now)
+        if type(event) in _TRANSCRIPT_EVENTS:
+            self._publish(TranscriptChanged())
+        self._publish_state()
+
+    def _on_session(self, event: ev.SessionCreated | ev.SessionUpdated, now: float) -> None:
+        self._publish(SessionChanged())
+
+    def _on_speech_started(self, event: ev.SpeechStarted, now: float) -> None:
+        self._act(self.policy.on_speech_started(event.item_id))
+
+    def _on_speech_stopped(self, event: ev.SpeechStopped, now: float) -> None:
+        self._act(self.policy.on_speech_stopped(event.item_id))
+        if self.policy.mode is not Mode.PTT:
+            self.metrics.user_turn_ended(now, "voice")
+
+    def _on_committed(self, event: ev.InputCommitted, now: float) -> None:
+        self._act(self.policy.on_committed(event.item_id))
+
+    def _on_cleared(self, event: ev.InputCleared, now: float) -> None:
+        self._act(self.policy.on_input_cleared())
+
+    def _on_response_created(self, event: ev.ResponseCreated, now: float) -> None:
+        self.metrics.response_created(event.response_id, now)
+        self._underruns_at_start[event.response_id] = self._stats_underruns
+        self._act(self.policy.on_response_created(event.response_id))
+
+    def _on_audio_delta(self, event: ev.AudioDelta, now: float) -> None:
+        self.metrics.audio_delta(event.response_id, len(event.pcm) / BYTES_PER_MS, now)
+        if self._audio_ok and event.response_id not in self._first_play_pending:
+            turn = self.metrics.current(event.response_id)
+            if turn is not None and turn.first_played_at is None:
+                self._first_play_pending[event.response_id] = (event.item_id, event.content_index)
+        self._act(
+            self.policy.on_output_audio(
+                event.response_id, event.item_id, event.content_index, event.pcm
+            )
+        )
+
+    def _on_audio_done(self, event: ev.AudioDone, now: float) -> None:
+        self._act(self.policy.on_output_audio_done(event.item_id, event.content_index))
+
+    def _on_output_text(self, event: ev.TranscriptDelta | ev.TextDelta, now: float) -> None:
+        self.metrics.text_delta(event.response_id, now)
+        self._act(self.policy.on_output_text(event.response_id))
+
+    def _on_response_done(self, event: ev.ResponseDone, now: float) -> None:
+        turn = self.metrics.response_done(event.response_id, event.status, event.usage, now)
+        if turn is not None:
+            start = self._underruns_at_start.pop(event.response_id, None)
+            if start is not None and self.audio is not None:
+                turn.underruns = self._stats_underruns - start
+            if event.status == "failed":
+                details = event.status_details
+                error = details.error if details else None
+                reason = (error.message if error else "") or (details.reason if details else "")
+                self._server_error(
+                    f"The response failed{': ' + reason if reason else ''}.",
+                    error.code if error else None,
+                )
+            self._publish(TurnFinished(turn))
+        self._act(self.policy.on_response_done(event.response_id))
+
+    def _on_error(self, event: ev.ServerError, now: float) -> None:
+        error = event.error
+        harmless = event.harmless or error.code in ev.HARMLESS_ERROR_CODES
+        self._act(self.policy.on_error(error.code))
+        if error.code == "input_audio_buffer_commit_empty":
+            self.metrics.discard_pending()
+        if harmless:
+            self._note("harmless", f"{error.code}: a harmless race, not shown to the user")
+            return
+        message = error.message.rstrip(".") or "no message"
+        self._server_error(f"Server error {error.code or error.type}: {message}.", error.code)
+
+    def _server_error(self, text: str, code: str | None) -> None:
+        self.transcript_view.error(text, self.conversation.last_item_id, code=code)
+        self._publish(NoticeAdded(text, "error", code))
+
+    # --- carrying out policy actions -----------------------------------------------------
+
+    def _act(self, actions: list[Action]) -> None:
+        for action in actions:
+            self._carry_out(action)
+        if actions:
+            self._publish_state()
+
+    def _carry_out(self, action: Action) -> None:
+        session, audio = self.session, self.audio if self._audio_ok else None
+        if isinstance(action, AppendAudio):
+            if session is not None:
+                session.append_audio(action.pcm)
+        elif isinstance(action, PlayAudio):
+            if audio is not None:
+                audio.play(action.pcm, action.item_id, action.content_index)
+        elif isinstance(action, FlushPlayback):
+            if audio is not None:
+                audio.clear()
+        elif isinstance(action, Truncate):
+            self._truncate(action)
+        elif isinstance(action, CancelResponse):
+            if session is not None:
+                session.cancel_response()
+        elif isinstance(action, ClearInputBuffer):
+            if session is not None:
+                session.clear_audio()
+        elif isinstance(action, CommitAudio):
+            if session is not None and session.commit_audio():
+                self.metrics.user_turn_ended(self._clock(), "ptt")
+        elif isinstance(action, CreateResponse):
+            if session is not None:
+                session.create_response()
+        elif isinstance(action, SendText):
+            if session is not None:
+                session.send_text(action.text)
+                self.transcript_view.typed(action.text)
+                self.metrics.user_turn_ended(self._clock(), "text")
+                self._publish(TranscriptChanged())
+        elif isinstance(action, UpdateTurnDetection):
+            if session is not None:
+                session.update_session(SessionConfig(turn_detection=action.turn_detection))
+        elif isinstance(action, Notice):
+            self.notice(action.text, "warning")
+
+    def _truncate(self, action: Truncate) -> None:
+        """Barge-in: tell the server how much of this part the user heard (after the flush,
+        so the backend's figure is final and includes the fade)."""
+        heard = self._played_ms(action.item_id, action.content_index)
+        self.transcript_view.heard(action.item_id, action.content_index, heard)
+        item = self.conversation.get(action.item_id)
+        if item is not None and item.response_id:
+            self.metrics.interrupted(item.response_id)
+            self._first_play_pending.pop(item.response_id, None)
+        sent = None
+        if self.session is not None:
+            sent = self.session.truncate(action.item_id, action.content_index, heard)
+        self._note(
+            "barge-in",
+            f"heard {heard} ms of {action.item_id}/{action.content_index}; "
+            + (f"truncate sent at {sent} ms" if sent is not None else "no truncate (0 ms)"),
+        )
+        self._publish(TranscriptChanged())
+
+    # --- publishing ----------------------------------------------------------------------
+
+    def _publish(self, update: Update) -> None:
+        for callback in list(self._subscribers):
+            try:
+                callback(update)
+            except Exception as exc:  # a broken UI callback must not end the session
+                if not isinstance(update, Logged):
+                    self._note("subscriber", f"an update callback raised {exc!r}")
+
+    def _publish_state(self) -> None:
+        policy = self.policy
+        current = (policy.state, policy.muted, policy.mode, policy.recording)
+        if current != self._published:
+            self._published = current
+            self._publish(StateChanged(*current))
+
+    def _set_connection(self, status: str, detail: str | None = None) -> None:
+        self._connection = status
+        self._publish(ConnectionChanged(status, detail))
+
+    def _append_log(self, entry: LogEntry) -> None:
+        self.log.append(entry)
+        self._publish(Logged(entry))
+
+    def _note(self, tag: str, text: str) -> None:
+        self._append_log(LogEntry(self._wall(), "engine", tag, note=text))
+
+    def _on_sent(self, text: str) -> None:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = {"type": "?", "text": text[:200]}
+        self._append_log(LogEntry(self._wall(), "sent", str(data.get("type")), _elide(data)))
+
+    def _on_received(self, text: str) -> None:
+        """Frames are logged from the decoded events instead (no second JSON parse)."""
+
+    def _log_received(self, event: ev.Event) -> None:
+        data = _elide(event.raw) if event.raw else None
+        note = ""
+        if isinstance(event, ev.ProtocolError):
+            note = event.message
+        self._append_log(LogEntry(self._wall(), "received", event.type, data, note))
+
+
+_EVENT_HANDLERS: dict[type, Callable[[TalkEngine, Any, float], None]] = {
+    ev.SessionCreated: TalkEngine._on_session,
+    ev.SessionUpdated: TalkEngine._on_session,
+    ev.SpeechStarted: TalkEngine._on_speech_started,
+    ev.SpeechStopped: TalkEngine._on_speech_stopped,
+    ev.InputCommitted: TalkEngine._on_committed,
+    ev.InputCleared: TalkEngine._on_cleared,
+    ev.ResponseCreated: TalkEngine._on_response_created,
+    ev.AudioDelta: TalkEngine._on_audio_delta,
+    ev.AudioDone: TalkEngine._on_audio_done,
+    ev.TranscriptDelta: TalkEngine._on_output_text,
+    ev.TextDelta: TalkEngine._on_output_text,
+    ev.ResponseDone: TalkEngine._on_response_done,
+    ev.ServerError: TalkEngine._on_error,
+}
+
+_TRANSCRIPT_EVENTS = frozenset(
+    {
+        ev.ItemAdded,
+        ev.ItemDone,
+        ev.ItemRetrieved,
+        ev.ItemTruncated,
+        ev.ItemDeleted,
+        ev.InputCommitted,
+        ev.InputTranscriptDelta,
+        ev.InputTranscriptCompleted,
+        ev.InputTranscriptFailed,
+        ev.OutputItemAdded,
+        ev.OutputItemDone,
+        ev.TranscriptDelta,
+        ev.TranscriptDone,
+        ev.TextDelta,
+        ev.TextDone,
+        ev.ResponseDone,
+        ev.FunctionCallArgumentsDone,
+    }
+)
