@@ -8,6 +8,8 @@ the speaker independently with `parec` on `spk.monitor`.
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -85,7 +87,6 @@ async def test_speech_played_arrives_bit_exact_through_capture(
     assert np.array_equal(captured[start : start + speech.size], speech)
     stats = backend.stats()
     assert stats.callback_errors == 0 and stats.underruns == 0
-    assert stats.played_ms if hasattr(stats, "played_ms") else True
     assert backend.played_ms("item_1", 0) == speech.size * 1000 // RATE
 
 
@@ -110,7 +111,9 @@ async def test_mic_blocks_arrive_at_real_time_pace_and_hear_what_is_spoken(
     assert 0.0195 < float(np.mean(paced)) < 0.0205
     stamps = np.diff([block.captured_at for block in blocks])
     assert float(np.median(stamps)) == pytest.approx(0.020, abs=0.001)
-    assert all(block.captured_at <= arrival for block, arrival in zip(blocks, arrivals))
+    assert all(
+        block.captured_at <= arrival for block, arrival in zip(blocks, arrivals, strict=True)
+    )
     speech = read_wav(speech_wav)
     mark, offset = landmark(speech, 0)
     start = find(pcm_of(blocks), mark) - offset
@@ -266,7 +269,7 @@ async def test_devices_that_refuse_24k_are_opened_at_their_rate_and_resampled(
     assert {len(block.pcm) for block in blocks} == {960}  # still 24 kHz, 20 ms
     captured = pcm_of(blocks).astype(np.float64)
     reference = speech.astype(np.float64)
-    correlation = np.correlate(captured, reference[2400:4800 + 2400], mode="valid")
+    correlation = np.correlate(captured, reference[2400 : 4800 + 2400], mode="valid")
     lag = int(np.argmax(correlation)) - 2400
     aligned = captured[lag : lag + reference.size]
     similarity = np.dot(aligned, reference) / np.linalg.norm(aligned) / np.linalg.norm(reference)
@@ -274,34 +277,38 @@ async def test_devices_that_refuse_24k_are_opened_at_their_rate_and_resampled(
     assert abs(backend.played_ms("item_r", 0) - speech.size * 1000 // RATE) <= 5
 
 
-@pytest.mark.slow
 async def test_a_device_lost_mid_stream_is_reported_and_the_session_goes_on(
-    sound_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sound_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server_pid = await asyncio.to_thread(start_private_pulse, tmp_path / "pa")
-    monkeypatch.setenv("PULSE_SERVER", f"unix:{tmp_path / 'pa'}/native")  # read at stream open
-    lost: list[str] = []
-    backend = RealBackend(on_device_lost=lost.append)
-    await backend.start()
-    blocks: list[MicBlock] = []
-    task = asyncio.create_task(collect(backend, blocks, []))
-    backend.play(np.zeros(RATE, np.int16).tobytes(), "item_l", 0)
-    await asyncio.sleep(0.3)
-    pulse.stop(server_pid)  # the sound server goes away under both streams
-    for _ in range(100):
-        if len(lost) == 2:
-            break
-        await asyncio.sleep(0.02)
-    assert sorted(message.split()[0] for message in lost) == ["input", "output"]
-    assert all("stopped" in message and "\n" not in message for message in lost)
-    await asyncio.wait_for(task, 2)  # the mic iterator ended instead of hanging
-    backend.play(np.zeros(480, np.int16).tobytes(), "item_l", 0)  # no exception
-    backend.clear()
-    backend.played_ms("item_l", 0)
-    stats = backend.stats()
-    assert stats.device_lost is not None and "output device" in stats.device_lost
-    assert await backend.drain(timeout=1)
-    await backend.stop()
+    directory = Path(tempfile.mkdtemp(prefix="vc-pa-"))  # short: unix socket paths are limited
+    server_pid = await asyncio.to_thread(start_private_pulse, directory)
+    try:
+        monkeypatch.setenv("PULSE_SERVER", f"unix:{directory}/native")  # read at stream open
+        lost: list[str] = []
+        backend = RealBackend(on_device_lost=lost.append)
+        await backend.start()
+        blocks: list[MicBlock] = []
+        task = asyncio.create_task(collect(backend, blocks, []))
+        backend.play(np.zeros(RATE, np.int16).tobytes(), "item_l", 0)
+        await asyncio.sleep(0.3)
+        pulse.stop(server_pid)  # the sound server goes away under both streams
+        for _ in range(100):
+            if len(lost) == 2:
+                break
+            await asyncio.sleep(0.02)
+        assert sorted(message.split()[0] for message in lost) == ["input", "output"]
+        assert all("stopped" in message and "\n" not in message for message in lost)
+        await asyncio.wait_for(task, 2)  # the mic iterator ended instead of hanging
+        backend.play(np.zeros(480, np.int16).tobytes(), "item_l", 0)  # no exception
+        backend.clear()
+        backend.played_ms("item_l", 0)
+        stats = backend.stats()
+        assert stats.device_lost is not None and "output device" in stats.device_lost
+        assert await backend.drain(timeout=1)
+        await backend.stop()
+    finally:
+        pulse.stop(server_pid)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def start_private_pulse(directory: Path) -> int:
@@ -332,3 +339,33 @@ def start_private_pulse(directory: Path) -> int:
         time.sleep(0.1)
     time.sleep(0.5)
     return int((directory / "xdg" / "pulse" / "pid").read_text())
+
+
+async def test_a_failing_callback_is_counted_and_the_stream_keeps_playing(
+    sound_server: str,
+) -> None:
+    backend = RealBackend(use_input=False, prebuffer_ms=0)
+    await backend.start()
+    jitter = backend.jitter
+
+    class FailsOnce:  # stands in for the buffer inside the callback, once
+        failed = False
+
+        def read_into(self, out: np.ndarray, dac_time: float) -> int:
+            if not self.failed:
+                self.failed = True
+                raise RuntimeError("a bug in the callback")
+            return jitter.read_into(out, dac_time)
+
+    assert backend.playback is not None
+    backend.playback.jitter = FailsOnce()  # type: ignore[assignment]
+    try:
+        await asyncio.sleep(0.1)
+        backend.play(np.full(2400, 1000, np.int16).tobytes(), "item_e", 0)
+        assert await backend.drain(timeout=2)
+        stats = backend.stats()
+    finally:
+        await backend.stop()
+    assert stats.callback_errors == 1
+    assert stats.frames_played == 2400
+    assert stats.device_lost is None

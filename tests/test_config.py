@@ -202,6 +202,7 @@ def test_a_named_file_must_exist(home: Path, tmp_path: Path) -> None:
         ("[audio]\nblock_ms = 5\n", "[audio] block_ms: 5 is below the minimum 10"),
         ("[audio]\nblock_ms = 500\n", "[audio] block_ms: 500 is above the maximum 100"),
         ("[session]\nvad_threshold = 1.5\n", "[session] vad_threshold: 1.5 is above the maximum 1"),
+        ("[session]\nvad_threshold = nan\n", "[session] vad_threshold: expected a finite number"),
         ("[history]\nenabled = 'yes'\n", "[history] enabled: expected true or false, got 'yes'"),
         ("[session]\nmode = 'vadd'\n", "[session] mode: 'vadd' is not one of vad, semantic, ptt"),
         ("[session]\nvoice = 'bob'\n", "[session] voice: unknown voice 'bob'; choose one of alloy"),
@@ -253,8 +254,9 @@ def test_bad_flag_value_is_a_usage_error_naming_the_flag(home: Path) -> None:
         load(home, flags={"session.voice": "bob"})
     with pytest.raises(UsageError, match=r"^--url: 'http://x' is not a WebSocket URL"):
         load(home, flags={"connection.url": "http://x"})
-    with pytest.raises(UsageError, match=r"^--pace: 0\.0 is below the minimum 0\.1"):
-        load(home, flags={"local_server.pace": "0"})
+    with pytest.raises(UsageError, match=r"^--pace: -1\.0 is below the minimum 0$"):
+        load(home, flags={"local_server.pace": "-1"})
+    assert load(home, flags={"local_server.pace": "0"}).local_server.pace == 0.0
 
 
 def test_voices_depend_on_the_dialect(home: Path) -> None:

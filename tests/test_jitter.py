@@ -34,14 +34,22 @@ def pull(buffer: JitterBuffer, blocks: int, t0: float = 0.0, block: int = BLOCK)
     return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
 
 
-def test_prebuffer_holds_playback_until_target_then_plays_exactly() -> None:
+def test_prebuffer_waits_its_time_then_plays_exactly() -> None:
     buffer = JitterBuffer(RATE, prebuffer_ms=60)
-    buffer.write(ramp(960))  # 40 ms < 60 ms
-    assert not pull(buffer, 1).any()
-    buffer.write(ramp(960, start=961))  # now 80 ms queued
-    played = pull(buffer, 4)
+    buffer.write(ramp(960))
+    assert not pull(buffer, 3).any()  # 60 ms of waiting
+    buffer.write(ramp(960, start=961))
+    played = pull(buffer, 5)
     assert np.array_equal(played[:1920], ramp(1920))
     assert not played[1920:].any()
+
+
+def test_prebuffer_waits_even_when_a_big_delta_arrives_first() -> None:
+    """A fixed wait, not a fixed amount: the slack that absorbs the next delta being late."""
+    buffer = JitterBuffer(RATE, prebuffer_ms=60)
+    buffer.write(ramp(24000))
+    assert not pull(buffer, 3).any()
+    assert np.array_equal(pull(buffer, 1), ramp(480))
 
 
 def test_prebuffer_deadline_plays_a_short_tail_after_waiting() -> None:
@@ -88,14 +96,14 @@ def test_wrap_around_keeps_every_sample_in_order(seed: int) -> None:
 def test_underrun_zero_fills_counts_and_rearms_prebuffer() -> None:
     buffer = JitterBuffer(RATE, prebuffer_ms=40, adaptive=False)
     buffer.write(ramp(960), "a", 0)
-    played = pull(buffer, 3)  # 40 ms of audio, then a dry block
-    assert np.array_equal(played[:960], ramp(960))
-    assert not played[960:].any()
+    played = pull(buffer, 5)  # 40 ms wait, 40 ms of audio, then a dry block
+    assert not played[:960].any()
+    assert np.array_equal(played[960:1920], ramp(960))
+    assert not played[1920:].any()
     assert buffer.stats().dry_events == 1
-    buffer.write(ramp(480, start=961), "a", 0)  # the same part continues: a real gap
+    buffer.write(ramp(960, start=961), "a", 0)  # the same part continues: a real gap
     assert buffer.stats().underruns == 1
-    assert not pull(buffer, 1).any()  # re-armed: 20 ms < 40 ms prebuffer, still waiting
-    buffer.write(ramp(480, start=1441), "a", 0)
+    assert not pull(buffer, 2).any()  # re-armed: waits 40 ms again
     assert np.array_equal(pull(buffer, 2), ramp(960, start=961))
 
 
@@ -111,16 +119,21 @@ def test_running_dry_at_the_end_of_a_part_is_not_an_underrun() -> None:
 
 
 def test_adaptive_prebuffer_grows_by_the_gap_and_is_capped() -> None:
-    buffer = JitterBuffer(RATE, prebuffer_ms=60, max_prebuffer_ms=100)
-    for round_ in range(4):
+    buffer = JitterBuffer(RATE, prebuffer_ms=60, max_prebuffer_ms=200)
+    buffer.write(ramp(2400), "a", 0)
+    pull(buffer, 3 + 5 + 2)  # wait, 100 ms of audio, then 40 ms dry
+    buffer.write(ramp(2400), "a", 0)
+    assert buffer.stats().underruns == 1
+    assert buffer.prebuffer == 1440 + 960  # grew by the 40 ms gap
+    for _ in range(3):
+        pull(buffer, 20)  # wait (up to 200 ms), play 100 ms, run dry
         buffer.write(ramp(2400), "a", 0)
-        pull(buffer, 10)  # 100 ms of audio, then 100 ms dry
-    assert buffer.stats().underruns == 3
-    assert buffer.prebuffer == 2400  # grew by the gap each time, capped at 100 ms
+    assert buffer.stats().underruns == 4
+    assert buffer.prebuffer == 4800  # capped at 200 ms
     fixed = JitterBuffer(RATE, prebuffer_ms=60, adaptive=False)
     for _ in range(3):
         fixed.write(ramp(2400), "a", 0)
-        pull(fixed, 10)
+        pull(fixed, 15)
     assert fixed.prebuffer == 1440
 
 

@@ -137,7 +137,7 @@ def test_semantic_vad_eagerness_maps_to_a_quarter_of_the_documented_maximum_wait
     assert semantic_silence_ms("high") == 500
 
 
-# --- real speech -------------------------------------------------------------------------------
+# --- real speech ------------------------------------------------------------------------------
 
 
 def true_bounds_ms(pcm: bytes) -> tuple[float, float]:
@@ -181,7 +181,11 @@ async def test_real_speech_over_the_socket_gives_vad_events_and_an_echo(question
     stopped = by_type["input_audio_buffer.speech_stopped"]
     assert started["audio_start_ms"] == pytest.approx(800 + onset - 300, abs=30)
     assert stopped["audio_end_ms"] == pytest.approx(800 + offset + 200, abs=30)
-    assert started["item_id"] == stopped["item_id"] == by_type["input_audio_buffer.committed"]["item_id"]
+    assert (
+        started["item_id"]
+        == stopped["item_id"]
+        == by_type["input_audio_buffer.committed"]["item_id"]
+    )
     echoed = b"".join(
         base64.b64decode(e["delta"]) for e in events if e["type"] == "response.output_audio.delta"
     )

@@ -522,3 +522,22 @@ async def test_server_closing_normally_mid_session_is_reported() -> None:
             await collect(session)
         await session.close()
     assert not caught.value.recoverable
+
+
+async def test_an_old_error_does_not_explain_a_later_close() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(session_created())
+        await ws.send(error_event("invalid_api_key", "stale"))
+        await ws.send(json.dumps({"type": "input_audio_buffer.cleared"}))
+        await ws.close(1011, "internal")
+
+    async with ws_server(handler) as (url, _):
+        session = await RealtimeSession.open(settings(url))
+        with pytest.raises(ConnectError) as caught:
+            await collect(session)
+        await session.close()
+    assert type(caught.value) is ConnectError  # not AuthError: the error was not the last word
+    assert (
+        str(caught.value) == "the server closed the connection (code 1011, server error): internal"
+    )
+    assert caught.value.recoverable

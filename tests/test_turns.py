@@ -435,6 +435,35 @@ def test_stalled_playback_is_retired_but_a_queued_part_waits_for_the_one_ahead()
     assert policy.state is State.LISTENING
 
 
+def test_thinking_gives_up_when_no_response_comes() -> None:
+    policy = ready(settings=TurnSettings(response_timeout_s=15.0))
+    policy.on_speech_started()
+    policy.on_speech_stopped()  # ...and the server never answers this segment
+    policy.tick(100.0)
+    policy.tick(114.9)
+    assert policy.state is State.THINKING
+    policy.tick(115.1)
+    assert policy.state is State.LISTENING
+
+
+def test_a_slow_response_that_has_started_is_not_given_up() -> None:
+    policy = ready(settings=TurnSettings(response_timeout_s=1.0))
+    policy.send_text("hi")
+    policy.tick(0.0)
+    policy.on_response_created("r1")
+    policy.tick(5.0)
+    assert policy.state is State.THINKING
+
+
+def test_new_speech_ends_the_wait_for_the_previous_turn() -> None:
+    policy = ready()
+    policy.on_speech_started()
+    policy.on_speech_stopped()
+    policy.on_speech_started()
+    policy.toggle_mute()
+    assert policy.state is State.MUTED and not policy.awaiting_response
+
+
 def test_audio_lost_ends_assistant_speaking() -> None:
     policy = ready()
     speaking_assistant(policy)

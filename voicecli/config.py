@@ -16,15 +16,17 @@ come from it. Prices live in `[prices."<model>"]` tables (USD per 1M tokens).
 The API key is read only from `OPENAI_API_KEY` (environment or `.env`), never from the config
 file (a key there is rejected), and is shown only redacted.
 
-Imports: standard library and python-dotenv only.
+Imports: standard library and python-dotenv (lazily).
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
+import math
 import os
 import re
+import textwrap
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -327,9 +329,10 @@ KEYS: tuple[Key, ...] = (
         "pace",
         float,
         1.0,
-        "Speed at which the local server streams audio: 1.0 = real time, 2.0 = twice as fast.",
-        minimum=0.1,
-        maximum=100.0,
+        "How fast the local server streams its replies, in wall seconds per second of audio: "
+        "1.0 = real time, 0.5 = twice as fast, 0 = all at once.",
+        minimum=0.0,
+        maximum=10.0,
         flag="--pace",
     ),
     # [history]
@@ -413,6 +416,8 @@ class Source:
 
 @dataclass(frozen=True, slots=True)
 class ConnectionSection:
+    """[connection]: which server, model and wire dialect."""
+
     server: str
     url: str
     model: str
@@ -422,6 +427,8 @@ class ConnectionSection:
 
 @dataclass(frozen=True, slots=True)
 class SessionSection:
+    """[session]: what the assistant is and how turns are taken."""
+
     voice: str
     instructions: str
     mode: str
@@ -435,6 +442,8 @@ class SessionSection:
 
 @dataclass(frozen=True, slots=True)
 class AudioSection:
+    """[audio]: devices, block sizes and the echo guard."""
+
     input_device: str
     output_device: str
     block_ms: int
@@ -445,6 +454,8 @@ class AudioSection:
 
 @dataclass(frozen=True, slots=True)
 class LocalServerSection:
+    """[local_server]: the embedded server used when there is no OpenAI key."""
+
     responder: str
     script: str
     pace: float
@@ -452,6 +463,8 @@ class LocalServerSection:
 
 @dataclass(frozen=True, slots=True)
 class HistorySection:
+    """[history]: the local conversation database."""
+
     enabled: bool
     path: str
     """As configured; `Config.history_file` is the resolved path."""
@@ -647,6 +660,8 @@ def _check(key: Key, value: Any) -> None:
             raise ValueError(f"unknown voice {value!r}; choose one of {', '.join(key.choices)}")
         hint = _did_you_mean(str(value), key.choices)
         raise ValueError(f"{value!r} is not one of {', '.join(key.choices)}{hint}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {value!r}")
     if key.minimum is not None and value < key.minimum:
         raise ValueError(f"{value!r} is below the minimum {_num(key.minimum)}")
     if key.maximum is not None and value > key.maximum:
@@ -987,8 +1002,6 @@ def toml_value(value: Any) -> str:
 
 
 def _wrap(text: str, width: int = 96) -> list[str]:
-    import textwrap
-
     return textwrap.wrap(text, width=width - 2) or [""]
 
 

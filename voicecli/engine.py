@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from voicecli.echo import EchoGuard, EchoMode, EchoSettings
-from voicecli.errors import ConnectError
+from voicecli.errors import ConnectError, VoiceCliError
 from voicecli.metrics import MetricsTracker, SessionSummary, TurnMetrics
 from voicecli.protocol import events as ev
 from voicecli.protocol.conversation import Conversation
@@ -280,7 +280,8 @@ class Logged(Update):
 @dataclass(frozen=True, slots=True)
 class Ended(Update):
     error: str | None
-    """None after `stop()`; the one-line reason when the connection failed."""
+    """None after `stop()`; the one-line reason when the connection or the audio devices
+    failed (the same error `run()` raises)."""
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -384,7 +385,8 @@ class TalkEngine:
         return lambda: self._subscribers.remove(callback)
 
     async def updates(self) -> AsyncIterator[Update]:
-        """The updates as an async iterator (ends after `Ended`)."""
+        """The updates as an async iterator, from the first `__anext__` on (start iterating
+        before `run()` to see them all); ends after `Ended`."""
         queue: asyncio.Queue[Update] = asyncio.Queue()
         unsubscribe = self.subscribe(queue.put_nowait)
         try:
@@ -513,7 +515,8 @@ class TalkEngine:
             await self._shutdown()
             if self._connection != "failed":
                 self._set_connection("closed")
-            failed = error if isinstance(error, ConnectError) else None
+            # A VoiceCliError (connection, audio devices) is one line a user can read.
+            failed = error if isinstance(error, VoiceCliError) else None
             self._publish(Ended(None if failed is None else str(failed)))
 
     async def _serve(self, session: RealtimeSession) -> None:
@@ -690,8 +693,7 @@ class TalkEngine:
     def _act(self, actions: list[Action]) -> None:
         for action in actions:
             self._carry_out(action)
-        if actions:
-            self._publish_state()
+        self._publish_state()  # also for inputs that only changed state (mute, mode)
 
     def _carry_out(self, action: Action) -> None:
         session, audio = self.session, self.audio if self._audio_ok else None

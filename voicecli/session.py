@@ -20,7 +20,8 @@ last event; `closed_reason` keeps it. `backoff()` yields reconnect delays.
 The API key goes only into the `Authorization` header. It is never passed to a tap, and the
 driver refuses to send a frame that contains it.
 
-Imports: standard library, websockets, voicecli.protocol, voicecli.errors.
+Imports: standard library, websockets (lazily), voicecli.protocol, voicecli.errors and
+`voicecli.config.check_ws_url`.
 """
 
 from __future__ import annotations
@@ -619,10 +620,9 @@ class RealtimeSession:
         self.closed_reason = classify_close(code, self._redact(reason), error)
 
     def _note(self, event: Event) -> None:
-        if isinstance(event, ServerError):
-            self._last_error = event.error
-            return
-        if isinstance(event, ProtocolError):
+        # Only an error that is the last event before the close explains the close.
+        self._last_error = event.error if isinstance(event, ServerError) else None
+        if isinstance(event, ServerError | ProtocolError):
             return
         if not self._ready.done():
             self._ready.set_result(None)

@@ -205,6 +205,9 @@ class TurnSettings:
     (a lost or stuck output device must not leave the assistant 'speaking' forever)."""
     drain_tolerance_ms: int = 25
     """A part counts as played out when this close to its end (latency rounding)."""
+    response_timeout_s: float = 15.0
+    """Stop showing 'thinking' when no response started this long after a user turn (e.g. the
+    server dropped a VAD segment as too short): the UI must not wait forever."""
 
 
 def turn_detection_for(mode: Mode, settings: TurnSettings) -> TurnDetection | None:
@@ -308,15 +311,16 @@ class TurnPolicy:
     """A user turn ended and its response has not been created yet."""
     appended_ms: float = 0.0
     """Input audio appended since the last commit or clear (push-to-talk's 100 ms rule)."""
-    _hold: _Hold | None = None
-    _response: _Response | None = None
-    _create_pending: bool = False
-    _parts: dict[tuple[str, int], _Part] = field(default_factory=dict)
-    _silenced: set[str] = field(default_factory=set)
+    _hold: _Hold | None = field(default=None, init=False, repr=False)
+    _response: _Response | None = field(default=None, init=False, repr=False)
+    _create_pending: bool = field(default=False, init=False, repr=False)
+    _parts: dict[tuple[str, int], _Part] = field(default_factory=dict, init=False, repr=False)
+    _silenced: set[str] = field(default_factory=set, init=False, repr=False)
     """Responses interrupted by the user: their remaining audio is not played."""
-    _preroll: _PreRoll | None = None
-    _playback_moved_at: float | None = None
+    _preroll: _PreRoll | None = field(default=None, init=False, repr=False)
+    _playback_moved_at: float | None = field(default=None, init=False, repr=False)
     """When any part's played position last moved (to tell a queue from a dead device)."""
+    _awaiting_since: float | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.mode = Mode(self.mode)
@@ -378,6 +382,7 @@ class TurnPolicy:
         if self.mode is Mode.PTT:
             return []
         self.user_speaking = True
+        self.awaiting_response = False  # a new turn: whatever was awaited comes or not
         return self._barge_in(cancel=False)
 
     def on_speech_stopped(self, item_id: str | None = None) -> list[Action]:
@@ -386,6 +391,7 @@ class TurnPolicy:
             return []
         self.user_speaking = False
         self.awaiting_response = True
+        self._awaiting_since = None
         return []
 
     def on_committed(self, item_id: str | None = None) -> list[Action]:
@@ -548,6 +554,7 @@ class TurnPolicy:
                 actions += self.ptt_release(now)
         if played_ms is not None:
             self._retire_played(now, played_ms)
+        self._expire_wait(now)
         return actions
 
     def set_muted(self, muted: bool) -> list[Action]:
@@ -607,8 +614,18 @@ class TurnPolicy:
         if self._response is not None and self._response.id == response_id:
             self._response.has_output = True
 
+    def _expire_wait(self, now: float) -> None:
+        if not self.awaiting_response or self._response is not None or self._create_pending:
+            self._awaiting_since = None
+        elif self._awaiting_since is None:
+            self._awaiting_since = now
+        elif now - self._awaiting_since > self.settings.response_timeout_s:
+            self.awaiting_response = False
+            self._awaiting_since = None
+
     def _create_response(self) -> list[Action]:
         self.awaiting_response = True
+        self._awaiting_since = None
         if self._response is not None:
             self._create_pending = True
             return []

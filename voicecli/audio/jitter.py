@@ -24,12 +24,15 @@ Positions
     `position % capacity`. Positions never wrap, so "how much is queued" is `write - read`.
 
 Prebuffer and underruns
-    Playback starts once `prebuffer` samples are queued, or once some audio has waited that
-    long (so the tail of a response is not held back forever). Running dry while playing
-    zero-fills, re-arms the prebuffer and is reported to the producer; the producer counts it
-    as an underrun only when the next audio continues the same content part (a gap the
-    listener hears), not when a part simply ended. With `adaptive=True` each underrun raises
-    the prebuffer by the length of the gap, up to `max_prebuffer`.
+    Playback starts (and restarts after running dry) once audio has waited `prebuffer` in the
+    buffer, measured in output frames, however much is queued by then. Waiting a fixed time
+    rather than for a fixed amount is what absorbs delivery jitter: a big first delta would
+    otherwise start playback at once with no slack for the next one being late (bench/audio.py
+    measures both). Running dry while playing zero-fills, re-arms the prebuffer and is
+    reported to the producer; the producer counts it as an underrun only when the next audio
+    continues the same content part (a gap the listener hears), not when a part simply ended.
+    With `adaptive=True` each underrun raises the prebuffer by the length of the gap, up to
+    `max_prebuffer`, so the rest of the session has the slack that was missing.
 
 Clear (barge-in)
     `clear()` records the write position as the clear target and bumps a generation counter.
@@ -71,7 +74,7 @@ class JitterStats:
     buffered: int
     """Samples queued and not yet handed to the device."""
     prebuffer: int
-    """Current prebuffer target in samples (grows after underruns when adaptive)."""
+    """Current prebuffer wait in samples (grows after underruns when adaptive)."""
     underruns: int
     """Gaps inside a content part: the device ran dry and the same part continued later."""
     dry_events: int
@@ -111,7 +114,8 @@ class JitterBuffer:
 
     Args:
         sample_rate: samples per second of the stream (the output device's rate).
-        prebuffer_ms: audio queued before playback starts or restarts after an underrun.
+        prebuffer_ms: how long audio waits before playback starts or restarts after running
+            dry (default 60 ms).
         max_prebuffer_ms: ceiling for the adaptive prebuffer (ignored unless `adaptive`).
         fade_ms: fade-out length on `clear()`; at most one callback block is faded.
         capacity_ms: initial ring size; the producer doubles it when a burst needs more.
@@ -136,7 +140,6 @@ class JitterBuffer:
         "_cut_keys",
         "_underruns",
         "_dry_seen",
-        "_zero_seen",
         "_acks_seen",
         "_clears",
         "_dropped",
@@ -149,6 +152,7 @@ class JitterBuffer:
         "_frames_out",
         "_frames_played",
         "_zero_frames",
+        "_dry_zeros_from",
         "_last_block",
         "_log_dac",
         "_log_start",
@@ -195,7 +199,6 @@ class JitterBuffer:
         self._cut_keys: list[PartKey] = []  # cut parts whose fade end is not known yet
         self._underruns = 0
         self._dry_seen = 0
-        self._zero_seen = 0
         self._acks_seen = 0
         self._clears = 0
         self._dropped = 0
@@ -208,6 +211,7 @@ class JitterBuffer:
         self._frames_out = 0
         self._frames_played = 0
         self._zero_frames = 0
+        self._dry_zeros_from = 0  # silent frames counted before the latest dry block
         self._last_block = 0
         self._log_dac = np.zeros(_LOG_SIZE, np.float64)
         self._log_start = np.zeros(_LOG_SIZE, np.int64)
@@ -412,7 +416,7 @@ class JitterBuffer:
 
         available = write - read
         if not self._playing:
-            if available <= 0 or (available < self._target and self._waited < self._target):
+            if available <= 0 or self._waited < self._target:
                 if available > 0:
                     self._waited += frames
                 out[:] = 0
@@ -431,8 +435,9 @@ class JitterBuffer:
         if count < frames:
             out[count:] = 0
             self._playing = False
-            self._dry_events += 1
+            self._dry_zeros_from = self._zero_frames
             self._zero_frames += frames - count
+            self._dry_events += 1  # publish last
         self._log(dac_time, read, count)
         self._frames_out += frames
         self._frames_played += count
@@ -473,14 +478,13 @@ class JitterBuffer:
         dry = self._dry_events
         if dry == self._dry_seen:
             return
-        zero = self._zero_frames
         if key == self._last_key:
             self._underruns += dry - self._dry_seen
             if self._adaptive:
-                gap = max(zero - self._zero_seen, self._last_block)
+                # The gap so far: silence since the buffer ran dry, at least one block.
+                gap = max(self._zero_frames - self._dry_zeros_from, self._last_block)
                 self._target = min(self._max_target, self._target + gap)
         self._dry_seen = dry
-        self._zero_seen = zero
 
     def _sync_acks(self) -> None:
         """Give cut parts the fade end the consumer acknowledged for their clear."""

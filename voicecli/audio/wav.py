@@ -60,9 +60,10 @@ class WavWriter:
     def __init__(self, path: str | Path, rate: int = 24000) -> None:
         self.path = Path(path)
         try:
-            self._wav = wave.open(str(self.path), "wb")
+            self._file = open(self.path, "wb")  # noqa: SIM115 - closed in close()
         except OSError as exc:
             raise AudioError(f"cannot write output WAV '{self.path}': {exc.strerror}") from None
+        self._wav = wave.open(self._file, "wb")
         self._wav.setnchannels(1)
         self._wav.setsampwidth(2)
         self._wav.setframerate(rate)
@@ -74,3 +75,4 @@ class WavWriter:
 
     def close(self) -> None:
         self._wav.close()
+        self._file.close()

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from dataclasses import asdict
 
 
 __all__ = ["register", "run"]
+
+_BLUETOOTH = re.compile(
+    r"bluez|bluetooth|\bbt\b|headset|hands-?free|airpods|\bhfp\b", re.IGNORECASE
+)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,6 +47,11 @@ def run(args: argparse.Namespace) -> int:
     for kind in ("input", "output"):
         print(_table(devices, kind))
     print("* = default device. Choose a device by index or by any part of its name.")
+    if any(_BLUETOOTH.search(device.name) for device in devices):
+        print(
+            "Bluetooth headsets drop to low-quality 16 kHz audio while their microphone is "
+            "open: use another microphone with them if you can."
+        )
     return 0
 
 

@@ -37,7 +37,13 @@ from voicecli.protocol.dialects import Dialect, TurnDetection
 from voicecli.server import audio as audio_util
 from voicecli.server.conversation import Content, Conversation, Item, split_words
 from voicecli.server.ids import IdFactory
-from voicecli.server.responders import FunctionCall, FunctionOutput, Reply, Turn
+from voicecli.server.responders import (
+    FunctionCall,
+    FunctionOutput,
+    Reply,
+    Turn,
+    placeholder_transcript,
+)
 from voicecli.server.session_state import DEFAULT_INSTRUCTIONS, SessionState
 from voicecli.server.usage import (
     Usage,
@@ -123,6 +129,14 @@ _EXPIRED_CLOSE = 1001
 _BETA_DISABLED_REASON = "invalid_request_error.beta_api_shape_disabled"
 _AUTH_CLOSE = 1008  # [U] the close code after an invalid_api_key error is not known
 _CALL_DELTA_MS = 20.0
+IDLE_BUFFER_MS = 30_000
+
+
+def _modalities(listed: list[str] | None, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A response's output: audio (always with a transcript) or text only."""
+    if listed is None:
+        return tuple(default)
+    return ("audio",) if "audio" in listed else ("text",)
 
 
 def describe_duration(seconds: float) -> str:
@@ -199,7 +213,7 @@ class ServerCore:
         self.settings = settings or CoreSettings()
         self._rng = rng or random.Random()
         self._ids = IdFactory(self._rng)
-        self._transcribe = transcribe or (lambda pcm, index: f"[{len(pcm) / 48000:.1f} s of audio]")
+        self._transcribe = transcribe or (lambda pcm, turn_index: placeholder_transcript(pcm))
         self._wall_clock_s = wall_clock_s
         self._session = SessionState.initial(
             voice=self.settings.voice,
@@ -215,6 +229,7 @@ class ServerCore:
         self._now = 0.0
         self._expires_ms = math.inf
         self._event_specs = client_event_specs()
+        self._handlers = self._handler_table()
         self._item_spec = item_spec(dialect.name)
         self._response_spec = ga_response_spec() if dialect.name == "ga" else beta_response_spec()
         # input audio
@@ -343,8 +358,8 @@ class ServerCore:
         out, self._out = self._out, []
         return out
 
-    def _emit(self, name: str, **fields: Any) -> None:
-        wire_name = self.dialect.wire_name(name)
+    def _emit(self, event_type: str, /, **fields: Any) -> None:
+        wire_name = self.dialect.wire_name(event_type)
         if wire_name is None:
             return
         self._out.append(Send({"type": wire_name, "event_id": self._ids.event(), **fields}))
@@ -420,11 +435,9 @@ class ServerCore:
             self._error("invalid_event", "The 'type' field is missing.", None, client_event_id)
             return
         event_type = event["type"]
-        handler = self._handlers().get(event_type) if isinstance(event_type, str) else None
+        handler = self._handlers.get(event_type) if isinstance(event_type, str) else None
         if handler is None:
-            self._problem(
-                invalid_value("type", event_type, tuple(self._handlers())), client_event_id
-            )
+            self._problem(invalid_value("type", event_type, tuple(self._handlers)), client_event_id)
             return
         problem = self._event_specs[event_type](event, "")
         if problem is not None:
@@ -432,7 +445,7 @@ class ServerCore:
             return
         handler(event, client_event_id)
 
-    def _handlers(self) -> dict[str, Callable[[dict[str, Any], str | None], None]]:
+    def _handler_table(self) -> dict[str, Callable[[dict[str, Any], str | None], None]]:
         return {
             "session.update": self._on_session_update,
             "input_audio_buffer.append": self._on_append,
@@ -522,6 +535,21 @@ class ServerCore:
             data, self._odd_byte = data[:usable], data[usable:]
         for vad_event in self._vad.feed(audio_util.to_float(data, audio_format)):
             self._on_vad_event(vad_event)
+        if not self._vad.in_speech:
+            self._trim_idle_buffer()
+
+    def _trim_idle_buffer(self) -> None:
+        """With VAD on, silence before a turn is never used beyond the prefix padding; keep
+        the last `IDLE_BUFFER_MS` of it so an open microphone cannot grow memory forever."""
+        excess_ms = self._appended_ms - self._buffer_start_ms - IDLE_BUFFER_MS
+        if excess_ms < 1000:  # trim in steps of at least a second
+            return
+        per_ms = audio_util.bytes_per_ms(self._input_format)
+        width = audio_util.sample_width(self._input_format)
+        cut = int(excess_ms * per_ms)
+        cut -= cut % width
+        del self._buffer[:cut]
+        self._buffer_start_ms += cut / per_ms
 
     def _on_vad_event(self, vad_event: VadEvent) -> None:
         turn_detection = self._session.config.turn_detection
@@ -878,7 +906,7 @@ class ServerCore:
             return
         config = self._session.config
         if self.dialect.name == "ga":
-            modalities = tuple(params.get("output_modalities") or config.output_modalities)
+            modalities = _modalities(params.get("output_modalities"), config.output_modalities)
             audio_out = (params.get("audio") or {}).get("output") or {}
             overrides = self.dialect.decode_session(
                 {"type": "realtime", "audio": {"output": audio_out}}
@@ -887,14 +915,7 @@ class ServerCore:
             output_format = overrides.output_audio_format or config.output_audio_format
             max_tokens = params.get("max_output_tokens", config.max_output_tokens)
         else:
-            listed = params.get("modalities")
-            modalities = (
-                config.output_modalities
-                if listed is None
-                else ("audio",)
-                if "audio" in listed
-                else ("text",)
-            )
+            modalities = _modalities(params.get("modalities"), config.output_modalities)
             voice = params.get("voice", config.voice)
             output_format = params.get("output_audio_format", config.output_audio_format)
             max_tokens = params.get("max_response_output_tokens", config.max_output_tokens)
@@ -902,7 +923,7 @@ class ServerCore:
         tools = tuple(params.get("tools", config.tools))
         response = _Response(
             id=self._ids.response(),
-            modalities=tuple(modalities),
+            modalities=modalities,
             voice=voice,
             output_format=output_format,
             max_output_tokens=max_tokens,
@@ -1007,9 +1028,16 @@ class ServerCore:
         response.incomplete = True
         share = limit / planned
         words = split_words(text)
+        kept = int(len(words) * share)
+        while kept and text_tokens("".join(words[:kept])) > limit:
+            kept -= 1
+        text = "".join(words[:kept])
+        # Whatever the text leaves of the budget goes to audio (20 tokens per second).
+        audio_budget_ms = (limit - text_tokens(text)) * 50
+        per_ms = audio_util.bytes_per_ms(response.output_format)
         width = audio_util.sample_width(response.output_format)
-        keep = int(len(wire_audio) * share)
-        return "".join(words[: int(len(words) * share)]), wire_audio[: keep - keep % width], None
+        keep = min(int(len(wire_audio) * share), int(audio_budget_ms * per_ms))
+        return text, wire_audio[: keep - keep % width], None
 
     def _new_output(self, response: _Response, kind: str, item: Item) -> _Output:
         item.status = "in_progress"

@@ -20,6 +20,7 @@ import http
 import json
 import logging
 import random
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,22 @@ __all__ = ["LocalServer"]
 log = logging.getLogger("voicecli.server")
 
 _KEY_SUBPROTOCOL = "openai-insecure-api-key."
+_KEY_PATTERN = re.compile(r"(?i)(authorization:\s*(?:\S+\s+)?|openai-insecure-api-key\.)[^\s,]+")
+
+
+class _RedactKeys(logging.Filter):
+    """websockets logs raw handshake headers at DEBUG; the API key must never reach a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _KEY_PATTERN.sub(lambda match: match.group(1) + "[redacted]", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+_WEBSOCKETS_LOG = logging.getLogger("voicecli.server.websockets")
+_WEBSOCKETS_LOG.addFilter(_RedactKeys())
 
 
 @dataclass(frozen=True)
@@ -80,7 +97,7 @@ class LocalServer:
             process_request=self._process_request,
             select_subprotocol=_select_subprotocol,
             max_size=self.options.max_message_bytes,
-            logger=logging.getLogger("voicecli.server.websockets"),
+            logger=_WEBSOCKETS_LOG,
         )
         log.info("listening on %s", self.url)
 

@@ -20,6 +20,7 @@ Audio is always PCM16 24 kHz mono here; the server converts to the session's out
 from __future__ import annotations
 
 import json
+import wave
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,7 +115,7 @@ class EchoResponder:
     name = "echo"
 
     def reply(self, turn: Turn) -> Reply:
-        if turn.user_audio is not None:
+        if turn.user_audio is not None and not turn.function_outputs:
             text = f"Echo of {_seconds(turn.user_audio)} seconds of your audio."
             return Reply(text=text, audio=turn.user_audio if "audio" in turn.modalities else None)
         return Reply(text=_text_answer(turn))
@@ -241,7 +242,8 @@ class ScriptedResponder:
 
     def reply(self, turn: Turn) -> Reply:
         entry = self._entry(turn.index)
-        if "audio" not in turn.modalities or not (entry.text or entry.audio_ms):
+        has_audio = bool(entry.text or entry.audio_ms) or entry.audio not in ("tone", "silence")
+        if "audio" not in turn.modalities or not has_audio:
             return Reply(entry.text, None, entry.function_call, entry.delay_ms)
         return Reply(entry.text, self._audio(entry, turn), entry.function_call, entry.delay_ms)
 
@@ -284,7 +286,7 @@ def _parse_entry(line: str, where: str, base_dir: Path) -> ScriptEntry:
             raise ScriptError(f"{where}: audio file {wav} does not exist")
         try:
             audio.read_wav(wav)
-        except (OSError, EOFError, ValueError) as exc:
+        except (OSError, EOFError, ValueError, wave.Error) as exc:
             raise ScriptError(f"{where}: cannot read {wav} as a 16-bit WAV ({exc})") from None
     audio_ms = data.get("audio_ms")
     if audio_ms is not None and (not isinstance(audio_ms, int | float) or audio_ms < 0):

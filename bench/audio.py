@@ -1,0 +1,636 @@
+"""Audio engine benchmarks on real PortAudio streams (the private PulseAudio null sinks).
+
+    .venv/bin/python -m bench.audio           # about a minute; prints one table
+    .venv/bin/python -m bench.audio --quick   # fewer repetitions, for a smoke run
+
+Measures callback cost, mic block -> base64 append, first delta -> first sample, clear() ->
+silence, underruns under jittery and bursty delivery (against a naive list-under-a-lock
+player), and how far the truncation position is from what a loopback capture of the speaker
+really got. Writes the table to bench/results/audio.md with the date and the machine.
+
+The callbacks are timed by wrapping the engine's callback methods for the run (the wrapper's
+own bookkeeping happens after the measured interval).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+import timeit
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+RATE = 24000
+BLOCK = 480
+RESULTS = Path(__file__).resolve().parent / "results" / "audio.md"
+
+
+# --- the sound server ------------------------------------------------------------------------
+
+
+def ensure_sound_server() -> int | None:
+    """Use (or start) the private PulseAudio server the tests use; before sounddevice loads."""
+    from tests import pulse
+
+    os.environ["PULSE_SERVER"] = pulse.SERVER
+    pid = pulse.start()
+    if not pulse.is_up():
+        raise SystemExit("bench.audio: no PulseAudio server (run scripts/install.sh)")
+    return pid
+
+
+# --- probes: timing wrappers around the engine's callbacks -----------------------------------
+
+
+@dataclass
+class Probe:
+    """Per-callback records: entry time, cost, and (for output) what was produced."""
+
+    entries: list[float] = field(default_factory=list)
+    costs_ns: list[int] = field(default_factory=list)
+    produced: list[np.ndarray] = field(default_factory=list)
+    frames_after: list[int] = field(default_factory=list)
+    dac: list[float] = field(default_factory=list)
+    cleared: list[tuple[float, float, int]] = field(default_factory=list)  # entry, dac, faded
+    keep_output: bool = False
+
+    def reset(self) -> None:
+        self.entries.clear()
+        self.costs_ns.clear()
+        self.produced.clear()
+        self.frames_after.clear()
+        self.dac.clear()
+        self.cleared.clear()
+
+    def output(self) -> np.ndarray:
+        return np.concatenate(self.produced) if self.produced else np.zeros(0, np.int16)
+
+
+@contextlib.contextmanager
+def probed(cls: type, probe: Probe, output: bool) -> Iterator[None]:
+    original = cls._callback
+
+    def timed(self: Any, data: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        entry = time.monotonic()
+        clear_seen = self.jitter._clear_seen if output else 0
+        start = time.perf_counter_ns()
+        original(self, data, frames, time_info, status)
+        cost = time.perf_counter_ns() - start
+        probe.entries.append(entry)
+        probe.costs_ns.append(cost)
+        if output:
+            jitter = self.jitter
+            slot = (jitter._log_count - 1) % len(jitter._log_dac)
+            dac = float(jitter._log_dac[slot])
+            probe.dac.append(dac)
+            probe.frames_after.append(jitter._frames_played)
+            if jitter._clear_seen != clear_seen:
+                probe.cleared.append((entry, dac, int(jitter._log_count_n[slot])))
+            if probe.keep_output:
+                probe.produced.append(data[:, 0].copy())
+
+    cls._callback = timed
+    try:
+        yield
+    finally:
+        cls._callback = original
+
+
+def percentiles(values: list[float] | np.ndarray) -> tuple[float, float]:
+    array = np.asarray(values, dtype=np.float64)
+    return float(np.median(array)), float(np.percentile(array, 99))
+
+
+# --- signals and delivery schedules -----------------------------------------------------------
+
+
+def offset_chirp(seconds: float, seed: int = 0) -> np.ndarray:
+    """Never zero (so gaps and fades are exact to find) and never repeating (so it aligns)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(RATE * seconds)) / RATE
+    low = 150 + 50 * rng.random()
+    frequency = low + 100 * t / seconds
+    phase = 2 * np.pi * np.cumsum(frequency) / RATE
+    return (8000 + 5000 * np.sin(phase)).astype(np.int16)
+
+
+Schedule = list[tuple[float, bytes]]
+
+
+def jittered(signal: np.ndarray, seed: int, jitter_s: float = 0.080) -> Schedule:
+    """Deltas of 20-120 ms at 1x real time, each late by 0-80 ms, delivered in order."""
+    rng = np.random.default_rng(seed)
+    schedule, position, last = [], 0, 0.0
+    while position < signal.size:
+        size = int(rng.integers(1, 7)) * 480
+        due = position / RATE + rng.uniform(0, jitter_s)
+        last = max(last, due)
+        schedule.append((last, signal[position : position + size].tobytes()))
+        position += size
+    return schedule
+
+
+def bursty(signal: np.ndarray, seed: int, speed: float = 10.0) -> Schedule:
+    """Bursts of 300-800 ms of audio sent at 10x real time, each burst due at its real-time
+    position plus 0-80 ms, deltas of 20-120 ms."""
+    rng = np.random.default_rng(seed)
+    schedule, position, last = [], 0, 0.0
+    while position < signal.size:
+        burst_end = min(signal.size, position + int(rng.uniform(0.3, 0.8) * RATE))
+        start = position / RATE + rng.uniform(0, 0.080)
+        burst_start = position
+        while position < burst_end:
+            size = min(int(rng.integers(1, 7)) * 480, burst_end - position)
+            last = max(last, start + (position - burst_start) / RATE / speed)  # in order
+            schedule.append((last, signal[position : position + size].tobytes()))
+            position += size
+    return schedule
+
+
+async def deliver(play: Callable[[bytes], None], schedule: Schedule) -> None:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for at, pcm in schedule:
+        delay = start + at - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        play(pcm)
+
+
+def gaps(produced: np.ndarray) -> tuple[int, float]:
+    """Silent stretches inside the played signal (which is never zero): (count, total ms)."""
+    sounding = np.nonzero(produced)[0]
+    if not sounding.size:
+        return 0, 0.0
+    inside = produced[sounding[0] : sounding[-1] + 1] == 0
+    edges = np.diff(inside.astype(np.int8))
+    return int(np.count_nonzero(edges == 1)), float(np.count_nonzero(inside)) * 1000 / RATE
+
+
+# --- scenarios ------------------------------------------------------------------------------
+
+
+@dataclass
+class SessionGaps:
+    """Gaps per response of one session: [(count, silent ms), ...]."""
+
+    per_response: list[tuple[int, float]]
+    counted: int = 0  # the engine's own stats.underruns (ours only)
+
+    @property
+    def gaps(self) -> int:
+        return sum(count for count, _ in self.per_response)
+
+    @property
+    def silent_ms(self) -> float:
+        return sum(ms for _, ms in self.per_response)
+
+
+def responses(make: Callable[..., Schedule], seeds: list[int], seconds: float) -> list[Schedule]:
+    return [make(offset_chirp(seconds, seed), seed) for seed in seeds]
+
+
+async def session_ours(schedules: list[Schedule], costs: list[int]) -> SessionGaps:
+    """One talk session: several responses in a row through the real backend."""
+    from voicecli.audio import RealBackend
+    from voicecli.audio.playback import Playback
+
+    probe = Probe(keep_output=True)
+    starts = []
+    with probed(Playback, probe, output=True):
+        backend = RealBackend(use_input=False)
+        await backend.start()
+        await asyncio.sleep(0.2)
+        probe.reset()
+        for index, schedule in enumerate(schedules):
+            starts.append(len(probe.produced))
+            item = f"response_{index}"
+            await deliver(lambda pcm, item=item: backend.play(pcm, item, 0), schedule)
+            await backend.drain(timeout=5)
+            await asyncio.sleep(0.3)
+        stats = backend.stats()
+        await backend.stop()
+    costs.extend(probe.costs_ns)
+    return SessionGaps(per_response(probe, starts), stats.underruns)
+
+
+async def session_naive(schedules: list[Schedule], costs: list[int]) -> SessionGaps:
+    from bench.audio_naive import NaivePlayer
+    from voicecli.audio.devices import load_sounddevice
+
+    sd = load_sounddevice()
+    player = NaivePlayer()
+    probe = Probe(keep_output=True)
+
+    def callback(outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        start = time.perf_counter_ns()
+        player.callback(outdata, frames, time_info, status)
+        probe.costs_ns.append(time.perf_counter_ns() - start)
+        probe.produced.append(outdata[:, 0].copy())
+
+    stream = sd.OutputStream(
+        samplerate=RATE, channels=1, dtype="int16", blocksize=BLOCK, callback=callback
+    )
+    await asyncio.to_thread(stream.start)
+    await asyncio.sleep(0.2)
+    probe.reset()
+    starts = []
+    played = 0
+    for schedule in schedules:
+        starts.append(len(probe.produced))
+        played += sum(len(pcm) // 2 for _, pcm in schedule)
+        await deliver(player.play, schedule)
+        while player.frames_played < played:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)
+    await asyncio.to_thread(stream.close)
+    costs.extend(probe.costs_ns)
+    return SessionGaps(per_response(probe, starts))
+
+
+def per_response(probe: Probe, starts: list[int]) -> list[tuple[int, float]]:
+    ends = [*starts[1:], len(probe.produced)]
+    return [gaps(np.concatenate(probe.produced[a:b])) for a, b in zip(starts, ends, strict=True)]
+
+
+async def first_sample(repeats: int) -> dict[str, tuple[float, float]]:
+    """play() of the first delta -> the callback that hands its first sample, and its DAC time."""
+    from voicecli.audio import RealBackend
+    from voicecli.audio.playback import Playback
+
+    probe = Probe()
+    results: dict[str, list[float]] = {"100": [], "100dac": [], "20": [], "20dac": []}
+    signal = offset_chirp(1.0)
+    with probed(Playback, probe, output=True):
+        backend = RealBackend(use_input=False)
+        await backend.start()
+        for repeat in range(repeats):
+            for size in (100, 20):
+                await asyncio.sleep(0.25 + 0.02 * np.random.random())
+                probe.reset()
+                played_before = backend.jitter._frames_played
+                asked = time.monotonic()
+                item = f"first_{repeat}_{size}"
+                if size == 100:
+                    backend.play(signal[:2400].tobytes(), item, 0)
+                else:  # 20 ms deltas at real time: the prebuffer has to fill first
+                    schedule = [
+                        (i * 0.02, signal[i * 480 : (i + 1) * 480].tobytes()) for i in range(10)
+                    ]
+                    await deliver(lambda pcm, item=item: backend.play(pcm, item, 0), schedule)
+                for _ in range(100):
+                    if probe.frames_after and probe.frames_after[-1] > played_before:
+                        break
+                    await asyncio.sleep(0.005)
+                index = next(i for i, f in enumerate(probe.frames_after) if f > played_before)
+                results[str(size)].append((probe.entries[index] - asked) * 1000)
+                results[f"{size}dac"].append((probe.dac[index] - asked) * 1000)
+                await backend.drain(timeout=2)
+        await backend.stop()
+    return {key: percentiles(values) for key, values in results.items()}
+
+
+async def clear_to_silence(repeats: int) -> dict[str, tuple[float, float]]:
+    from voicecli.audio import RealBackend
+    from voicecli.audio.playback import Playback
+
+    probe = Probe()
+    handed, at_dac = [], []
+    rng = np.random.default_rng(3)
+    with probed(Playback, probe, output=True):
+        backend = RealBackend(use_input=False)
+        await backend.start()
+        for repeat in range(repeats):
+            backend.play(offset_chirp(2.0, repeat).tobytes(), f"clear_{repeat}", 0)
+            await asyncio.sleep(rng.uniform(0.3, 0.6))
+            probe.reset()
+            asked = time.monotonic()
+            backend.clear()
+            for _ in range(100):
+                if probe.cleared:
+                    break
+                await asyncio.sleep(0.005)
+            entry, dac, faded = probe.cleared[0]
+            handed.append((entry - asked) * 1000 + faded * 1000 / RATE)
+            at_dac.append((dac - asked) * 1000 + faded * 1000 / RATE)
+            await asyncio.sleep(0.15)
+        await backend.stop()
+    return {"handed": percentiles(handed), "dac": percentiles(at_dac)}
+
+
+@dataclass
+class LoopbackResult:
+    truncate_errors: list[float]
+    live_errors: list[float]
+    uncorrected_errors: list[float]
+    append_ready_ms: list[float]
+    capture_costs: list[int]
+    playback_costs: list[int]
+
+
+async def loopback_truth(trials: int) -> LoopbackResult:
+    """Speaker and a listener on the speaker's monitor: truncation and live positions vs truth."""
+    from voicecli.audio import MicBlock, RealBackend
+    from voicecli.audio.capture import Capture
+    from voicecli.audio.playback import Playback
+
+    try:
+        from voicecli.protocol.encode import audio_append
+    except ImportError:  # pragma: no cover - the protocol package is someone else's
+        import base64
+
+        def audio_append(audio: bytes) -> dict[str, Any]:
+            return {"type": "input_audio_buffer.append", "audio": base64.b64encode(audio).decode()}
+
+    capture_probe, playback_probe = Probe(), Probe()
+    result = LoopbackResult([], [], [], [], [], [])
+    blocks: list[MicBlock] = []
+    ready: list[float] = []
+    rng = np.random.default_rng(11)
+
+    async def listen(listener: RealBackend) -> None:
+        async for block in listener.mic_blocks():
+            text = json.dumps(audio_append(block.pcm))  # ready for the socket
+            ready.append(time.monotonic())
+            blocks.append(block)
+            del text
+
+    os.environ["PULSE_SOURCE"] = "spk.monitor"  # read when the capture stream opens
+    with probed(Capture, capture_probe, output=False), probed(Playback, playback_probe, True):
+        listener = RealBackend(use_output=False)
+        speaker = RealBackend(use_input=False)
+        await listener.start()
+        del os.environ["PULSE_SOURCE"]
+        await speaker.start()
+        task = asyncio.create_task(listen(listener))
+        await asyncio.sleep(0.3)
+        for trial in range(trials):
+            signal = offset_chirp(2.0, seed=100 + trial)
+            item = f"trial_{trial}"
+            capture_probe.reset()
+            blocks.clear()
+            ready.clear()
+            played_before = speaker.jitter._frames_played
+            speaker.play(signal.tobytes(), item, 0)
+            live: list[tuple[float, int, int]] = []
+            cut_at = time.monotonic() + rng.uniform(0.5, 1.5)
+            while time.monotonic() < cut_at:
+                await asyncio.sleep(rng.uniform(0.03, 0.12))
+                handed = (speaker.jitter._frames_played - played_before) * 1000 // RATE
+                live.append((time.monotonic(), speaker.played_ms(item, 0), handed))
+            speaker.clear()
+            truncate_ms = speaker.played_ms(item, 0)
+            await asyncio.sleep(0.35)
+            offsets = trial_truth(signal, blocks)
+            if offsets is None:
+                continue
+            first, arrival, sound_end = offsets
+            result.truncate_errors.append(truncate_ms - (sound_end - first) * 1000 / RATE)
+            for at, position, handed in live[1:]:
+                truth = np.count_nonzero(arrival[first : first + signal.size] <= at) * 1000 / RATE
+                if 0 < truth < signal.size * 1000 / RATE:
+                    result.live_errors.append(position - truth)
+                    result.uncorrected_errors.append(handed - truth)
+            count = min(len(ready), len(capture_probe.entries))
+            result.append_ready_ms += [
+                (ready[i] - capture_probe.entries[i]) * 1000 for i in range(count)
+            ]
+            result.capture_costs += capture_probe.costs_ns
+        await speaker.stop()
+        await listener.stop()
+        await task
+    result.playback_costs = playback_probe.costs_ns
+    return result
+
+
+def trial_truth(signal: np.ndarray, blocks: list[Any]) -> tuple[int, np.ndarray, int] | None:
+    """(where the signal starts in the capture, arrival time per sample, where sound ends)."""
+    captured = np.frombuffer(b"".join(block.pcm for block in blocks), "<i2")
+    mark = signal[2400:2464]
+    for index in np.nonzero(captured == mark[0])[0]:
+        if np.array_equal(captured[index : index + mark.size], mark):
+            first = int(index) - 2400
+            break
+    else:
+        return None
+    size = len(blocks[0].pcm) // 2
+    arrival = np.concatenate([b.captured_at + np.arange(size) / RATE for b in blocks])
+    sound_end = int(np.nonzero(captured)[0][-1]) + 1
+    return first, arrival, sound_end
+
+
+# --- offline microbenchmarks (no device) ------------------------------------------------------
+
+
+def offline_costs() -> dict[str, tuple[float, float]]:
+    from voicecli.audio.jitter import JitterBuffer
+
+    buffer = JitterBuffer(RATE, prebuffer_ms=0, capacity_ms=2000)
+    out = np.zeros(BLOCK, np.int16)
+    chunk = offset_chirp(0.1)
+    samples = []
+    for index in range(20000):
+        if buffer.buffered < 4800:
+            buffer.write(chunk, "item", 0)
+        start = time.perf_counter_ns()
+        buffer.read_into(out, index * 0.02)
+        samples.append(time.perf_counter_ns() - start)
+    read_cost = percentiles(np.array(samples) / 1000)
+
+    indata = np.arange(BLOCK, dtype=np.int16).reshape(BLOCK, 1)
+    slot = np.zeros((BLOCK, 1), np.int16)
+    loops = 200_000
+    pool_ns = min(timeit.repeat(lambda: np.copyto(slot, indata), number=loops, repeat=3))
+    bytes_ns = min(timeit.repeat(lambda: bytes(indata), number=loops, repeat=3))
+    return {
+        "read_into": read_cost,
+        "copy": (pool_ns / loops * 1e9, bytes_ns / loops * 1e9),
+    }
+
+
+# --- the table --------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    from voicecli.audio.devices import load_sounddevice
+
+    sd = load_sounddevice()
+    return (
+        f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, numpy {np.__version__}, "
+        f"sounddevice {sd.__version__}, {sd.get_portaudio_version()[1]}; "
+        "output and input: PulseAudio null sinks at 24 kHz via ALSA"
+    )
+
+
+def ratio(naive: float, ours: float) -> str:
+    if ours == 0:
+        return "naive only" if naive else "both 0"
+    return f"{naive / ours:.1f}x"
+
+
+async def run(quick: bool) -> list[tuple[str, str, str]]:
+    repeats = 3 if quick else 8
+    seeds = [1, 2] if quick else [1, 2, 3, 4, 5]
+    seconds = 2.0
+    rows: list[tuple[str, str, str]] = []
+
+    ours_costs: list[int] = []
+    naive_costs: list[int] = []
+    for name, make in (("1x + 0-80 ms jitter", jittered), ("10x bursts", bursty)):
+        schedules = responses(make, seeds, seconds)
+        ours = await session_ours(schedules, ours_costs)
+        naive = await session_naive(schedules, naive_costs)
+        first_gaps = ours.per_response[0][0]
+        rows.append(
+            (
+                f"Underruns, deltas at {name} ({len(seeds)} responses of {seconds:g} s)",
+                f"{ours.gaps} gaps / {ours.silent_ms:.0f} ms silent (first response: "
+                f"{first_gaps}; stats.underruns={ours.counted}); "
+                f"naive: {naive.gaps} gaps / {naive.silent_ms:.0f} ms",
+                f"goal 0; naive/ours: gaps {ratio(naive.gaps, ours.gaps)}, "
+                f"silent ms {ratio(naive.silent_ms, ours.silent_ms)}",
+            )
+        )
+
+    loopback = await loopback_truth(repeats)
+    median, p99 = percentiles(np.array(loopback.playback_costs + ours_costs) / 1000)
+    naive_median, naive_p99 = percentiles(np.array(naive_costs) / 1000)
+    rows.insert(
+        0,
+        (
+            "Playback callback cost per 20 ms block (live)",
+            f"median {median:.0f} us, p99 {p99:.0f} us",
+            f"naive list+lock callback: median {naive_median:.0f} us, p99 {naive_p99:.0f} us",
+        ),
+    )
+    median, p99 = percentiles(np.array(loopback.capture_costs) / 1000)
+    rows.insert(
+        1,
+        (
+            "Capture callback cost per 20 ms block (live)",
+            f"median {median:.0f} us, p99 {p99:.0f} us",
+            "",
+        ),
+    )
+    offline = offline_costs()
+    median, p99 = offline["read_into"]
+    pool_ns, bytes_ns = offline["copy"]
+    rows.insert(
+        2,
+        (
+            "JitterBuffer.read_into alone (no device, 20k blocks)",
+            f"median {median:.1f} us, p99 {p99:.1f} us",
+            f"capture copy: pool slot {pool_ns:.0f} ns vs bytes(indata) {bytes_ns:.0f} ns",
+        ),
+    )
+    median, p99 = percentiles(loopback.append_ready_ms)
+    rows.append(
+        (
+            "Mic block -> base64 append JSON ready",
+            f"median {median:.2f} ms, p99 {p99:.2f} ms",
+            "from the capture callback to json.dumps(audio_append(...)) on the loop",
+        )
+    )
+    first = await first_sample(repeats)
+    rows.append(
+        (
+            "First delta (100 ms) -> first sample handed / at DAC",
+            f"median {first['100'][0]:.1f} / {first['100dac'][0]:.1f} ms",
+            f"p99 {first['100'][1]:.1f} / {first['100dac'][1]:.1f} ms; "
+            "= 60 ms prebuffer wait + up to one block, + output latency at the DAC",
+        )
+    )
+    rows.append(
+        (
+            "First delta (20 ms deltas at 1x) -> handed / at DAC",
+            f"median {first['20'][0]:.1f} / {first['20dac'][0]:.1f} ms",
+            f"p99 {first['20'][1]:.1f} / {first['20dac'][1]:.1f} ms",
+        )
+    )
+    cleared = await clear_to_silence(repeats)
+    rows.append(
+        (
+            "clear() -> silence handed / at DAC (15 ms fade included)",
+            f"median {cleared['handed'][0]:.1f} / {cleared['dac'][0]:.1f} ms",
+            f"p99 {cleared['handed'][1]:.1f} / {cleared['dac'][1]:.1f} ms",
+        )
+    )
+    errors = np.abs(loopback.truncate_errors)
+    rows.append(
+        (
+            f"audio_end_ms after clear() vs loopback capture ({len(errors)} cuts)",
+            f"median |error| {np.median(errors):.1f} ms, max {np.max(errors):.1f} ms",
+            "goal <= 20 ms",
+        )
+    )
+    live = np.abs(loopback.live_errors)
+    raw = np.abs(loopback.uncorrected_errors)
+    rows.append(
+        (
+            f"played_ms while playing vs loopback ({len(live)} samples)",
+            f"median |error| {np.median(live):.1f} ms, max {np.max(live):.1f} ms",
+            f"without latency correction: median {np.median(raw):.1f} ms, max {np.max(raw):.1f} ms",
+        )
+    )
+    return rows
+
+
+def render(rows: list[tuple[str, str, str]], elapsed: float) -> str:
+    header = ("Measure", "Result", "Notes")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
+    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |"]
+    lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    lines += [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+        for row in rows
+    ]
+    return "\n".join(lines) + f"\n\n(total run time {elapsed:.0f} s)\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.audio", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--no-write", action="store_true", help="do not update the results file")
+    args = parser.parse_args(argv)
+    started_pid = ensure_sound_server()
+    started = time.monotonic()
+    try:
+        rows = asyncio.run(run(args.quick))
+        table = render(rows, time.monotonic() - started)
+        print(table)
+        if not args.no_write:
+            today = datetime.date.today().isoformat()
+            RESULTS.parent.mkdir(parents=True, exist_ok=True)
+            RESULTS.write_text(
+                f"# Audio engine benchmarks\n\n`.venv/bin/python -m bench.audio`, {today}.\n\n"
+                f"Machine: {machine()}.\n\n{table}"
+            )
+    finally:
+        if started_pid:
+            from tests import pulse
+
+            pulse.stop(started_pid)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
