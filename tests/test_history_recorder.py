@@ -364,6 +364,7 @@ async def test_attach_records_a_real_session(tmp_path: Path) -> None:
         engine.send_text("second line")
         await wait_for(lambda: len(turns) == 2)
         await wait_for(lambda: len(reader.messages(recorder.conversation_id)) == 4)
+        recorder.end_reason = "user quit"
         engine.stop()
         await asyncio.wait_for(task, 10)
         reader.close()
@@ -371,7 +372,7 @@ async def test_attach_records_a_real_session(tmp_path: Path) -> None:
     conversation = store.conversation(recorder.conversation_id)
     messages = store.messages(recorder.conversation_id)
     store.close()
-    assert conversation.end_reason == "stopped" and conversation.ended_at is not None
+    assert conversation.end_reason == "user quit" and conversation.ended_at is not None
     assert conversation.model == "gpt-realtime" and conversation.dialect == "ga"
     assert conversation.server_url == url
     assert [(m.role, m.kind, m.text) for m in messages] == [
@@ -456,3 +457,33 @@ async def test_a_fake_key_never_reaches_the_history_file(tmp_path: Path) -> None
     assert b"my key is [redacted]" in on_disk
     for data in (on_disk_while_running, on_disk):
         assert fake_key.encode() not in data and fake_key[-16:].encode() not in data
+
+
+async def test_a_session_that_never_connected_leaves_no_conversation(tmp_path: Path) -> None:
+    async with LocalServer(ServerOptions()) as server:
+        url = server.url  # the server is gone once the block ends: connection refused
+    engine = TalkEngine(TalkSettings(text_only=True), opener_for(ConnectionSettings(url=url)))
+    with HistoryStore.open(tmp_path / "h.sqlite3") as store:
+        recorder = attach(engine, store, server_url=url)
+        with pytest.raises(ConnectError):
+            await engine.run()
+        assert recorder.finished and recorder.conversation_id is None
+        assert store.conversations() == []
+
+
+def test_a_lazy_recorder_begins_with_what_it_was_told(tmp_path: Path) -> None:
+    with HistoryStore.open(tmp_path / "h.sqlite3") as store:
+        recorder = HistoryRecorder(store, about={"model": "gpt-realtime", "voice": "alloy"})
+        recorder.update_conversation(model="gpt-realtime-2025-08-28", dialect="ga")
+        assert store.conversations() == []
+        conversation_id = recorder.begin()
+        assert conversation_id is not None and recorder.begin() == conversation_id
+        recorder.update_conversation(voice="marin", dialect="ga")
+        record = store.conversation(conversation_id)
+        assert (record.model, record.voice, record.dialect) == (
+            "gpt-realtime-2025-08-28",
+            "marin",
+            "ga",
+        )
+        recorder.finish("user quit")
+        assert store.conversation(conversation_id).end_reason == "user quit"

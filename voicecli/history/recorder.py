@@ -20,7 +20,9 @@ Rules:
   (finished or interrupted), tool lines once done, notices and errors at once.
 - Order is conversation order. When a later line completes while an earlier one is still
   waiting (the user's transcript usually arrives after the reply started), the earlier one is
-  written first as a pending placeholder and filled in when its text arrives.
+  written first as a pending placeholder and filled in when its text arrives. (An item the
+  server inserts in the middle after later lines were written goes after them: rows are
+  never renumbered.)
 - A written line is updated when it changes: a late transcript, an interruption and its heard
   length (the client's cut first, the server's truncation later), a transcript the server kept.
 - Per-turn figures (latency, usage, cost) go on the first assistant line of their response.
@@ -108,6 +110,9 @@ class HistoryRecorder:
         """response id -> the message carrying its figures."""
         self._reported: set[str] = set()
         self.finished = False
+        self.end_reason: str | None = None
+        """What `attach` records as the reason when the engine stops cleanly (set it, e.g. to
+        `user quit`, before stopping the engine); default `stopped`."""
         self.errors = 0
         """Write failures so far (each reported to `on_error` once per distinct message)."""
 
@@ -323,8 +328,8 @@ def attach(
     """Record `engine`'s conversation in `store`: subscribes to the engine's updates, begins
     the conversation once the session is up (a connection that fails at once leaves nothing
     behind) and ends it with the engine (`stopped`, or the one-line error that ended it).
-    Call before `engine.run()`; call `recorder.finish("user quit")` first to give a better
-    reason than `stopped`.
+    Call before `engine.run()`. Set `recorder.end_reason = "user quit"` (or the like) before
+    `engine.stop()` to record a better reason than `stopped`.
 
     `on_error` defaults to showing the failure as a notice in the engine's transcript.
     """
@@ -356,7 +361,7 @@ def attach(
             recorder.turn_finished(update.metrics)
         elif isinstance(update, eng.Ended):
             recorder.finish(
-                update.error or "stopped",
+                update.error or recorder.end_reason or "stopped",
                 engine.transcript(),
                 engine.metrics.turns,
                 engine.conversation,

@@ -22,7 +22,8 @@ killed at any moment; the database can never be corrupted, and only a power loss
 crash can drop the last few commits. `synchronous=FULL` would add an fsync per line; it is
 offered as `durability="full"`, but it is not the default because the writes happen on the
 asyncio thread that feeds the audio, where an fsync on a busy laptop disk can stall for tens
-of milliseconds (here it measured ~0.27 ms vs ~0.02 ms per commit, see the report).
+of milliseconds (on the development VM a commit took ~0.02 ms with NORMAL, ~0.27 ms with
+FULL; a loaded laptop disk can be a hundred times slower).
 
 Privacy: server URLs are stored through `safe_url` (no userinfo, no key-like query
 parameters), every text written passes through the `redact` list (the API key), deleted rows

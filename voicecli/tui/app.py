@@ -1,0 +1,416 @@
+"""`TalkApp`: the Textual screen of `voicecli talk` around a `TalkEngine`.
+
+The app is given a `TalkSetup` (settings, where to connect, how to make the audio backend) and
+owns no session logic: one long-lived worker runs the engine (and, for the local demo, the
+embedded server on the same event loop); user actions are plain engine method calls; the
+engine's updates mark parts of the screen dirty, and a 15 Hz timer redraws what changed from
+`engine.snapshot()` and `engine.transcript()`. Levels and deltas therefore cost at most 15
+redraws a second however fast they come, and nothing at all when the screen would not change.
+
+Connection failures: one the session never got past (bad URL, refused key, audio device that
+will not open) ends the app, and the command prints its one line with its exit code
+(`fatal_error`). A recoverable drop mid-session (code 1006, 1011, session expired...) keeps
+the transcript, says so, and opens a new session after a backoff delay, up to
+`reconnect_attempts` times in a row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Footer, Input
+from textual.worker import Worker, WorkerState
+
+from voicecli.engine import (
+    ConnectionChanged,
+    Logged,
+    NoticeAdded,
+    TalkEngine,
+    TranscriptChanged,
+    TurnFinished,
+    Update,
+)
+from voicecli.errors import ConnectError, UsageError, VoiceCliError
+from voicecli.transcript import Line, LineKind
+from voicecli.tui.eventlog import InspectorModel
+from voicecli.tui.help import HelpScreen
+from voicecli.tui.keys import KEYS
+from voicecli.tui.messages import EngineNotice, SessionStatus
+from voicecli.tui.render import meter, state_text, status_text, turn_text
+from voicecli.tui.setup import TalkSetup
+from voicecli.tui.widgets import Inspector, Live, PttButton, TranscriptPane
+from voicecli.turns import Mode
+
+
+__all__ = ["TalkApp"]
+
+REFRESH_HZ = 15
+_MODES = (Mode.VAD, Mode.SEMANTIC, Mode.PTT)
+_SEVERITY = {"info": "information", "warning": "warning", "error": "error"}
+
+
+class InternalError(VoiceCliError):
+    """A bug: reported as one line, the traceback goes to the crash log."""
+
+    exit_code = 1
+
+
+class TalkApp(App[int]):
+    CSS_PATH = "voicecli.tcss"
+    TITLE = "voicecli talk"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [
+        Binding(
+            key.keys,
+            key.action,
+            key.footer or key.description,
+            show=bool(key.footer),
+            priority=key.priority,
+        )
+        for key in KEYS
+        if key.action != "send"  # Enter in the text box is the Input's own submit
+    ]
+
+    def __init__(self, setup: TalkSetup, *, crash_log: Path | None = None) -> None:
+        super().__init__()
+        self.setup = setup
+        self.crash_log = crash_log
+        """When set (the real command), a bug ends the app with one line instead of a
+        traceback on the screen; the traceback is written here."""
+        self.engine: TalkEngine | None = None
+        self.inspector_model = InspectorModel()
+        self.fatal_error: VoiceCliError | None = None
+        self.sessions = 0
+        """Sessions started (1 + reconnects)."""
+        self._earlier: list[Line] = []
+        self._connection_note: str | None = None
+        self._engine_connected = False
+        self._dirty_transcript = True
+        self._quitting = False
+        self._session_worker: Worker[None] | None = None
+        self._ptt_hint_at = -1e9
+
+    # --- layout --------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Live(id="status")
+        with Horizontal(id="indicators"):
+            yield Live(id="state")
+            yield Live(id="meters")
+        with Horizontal(id="main"):
+            yield TranscriptPane(id="conversation")
+            yield Inspector(id="inspector")
+        yield Live(id="turn")
+        with Horizontal(id="compose"):
+            yield Input(
+                placeholder="Type a message and press Enter  (Enter or Tab: here · Esc: back)",
+                id="message",
+            )
+            yield PttButton("Hold to talk", id="ptt")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#inspector").display = False
+        self.query_one("#ptt").display = False
+        self.query_one(TranscriptPane).focus()
+        self.set_interval(1 / REFRESH_HZ, self.refresh_view)
+        self._session_worker = self.run_worker(
+            self._run_sessions(), name="session", group="session", exit_on_error=False
+        )
+
+    # --- the session ---------------------------------------------------------------------
+
+    async def _run_sessions(self) -> None:
+        server = self.setup.local_server
+        if server is not None:
+            try:
+                await server.start()
+            except OSError as exc:
+                raise UsageError(
+                    f"cannot start the local demo server: {exc.strerror or exc}"
+                ) from None
+        try:
+            await self._session_loop(server.url if server is not None else None)
+        finally:
+            if server is not None:
+                await server.stop()
+
+    async def _session_loop(self, local_url: str | None) -> None:
+        delays = None
+        failures = 0
+        while True:
+            engine = self._new_engine(local_url)
+            try:
+                await engine.run()
+            except ConnectError as exc:
+                if self._quitting:
+                    return
+                if self._engine_connected:
+                    failures = 0  # it worked for a while: start counting again
+                limit = self.setup.reconnect_attempts
+                if not (self.sessions > 1 or self._engine_connected):
+                    raise  # the first session never opened: nothing to keep
+                if not exc.recoverable or failures >= limit:
+                    raise
+                failures += 1
+                if delays is None or self._engine_connected:
+                    delays = self._delays()
+                self._keep_transcript(engine, exc)
+                delay = next(delays)
+                self._set_connection_note(f"reconnecting (attempt {failures} of {limit})")
+                await asyncio.sleep(delay)
+                continue
+            if not self._quitting:
+                # The server ended the session without an error: show it, stay readable.
+                self._set_connection_note("closed by the server")
+                self.post_message(EngineNotice("The server closed the session.", "warning"))
+            return
+
+    def _delays(self) -> Any:
+        if self.setup.reconnect_delays is not None:
+            return iter(self.setup.reconnect_delays())
+        from voicecli.session import backoff
+
+        return backoff()
+
+    def _new_engine(self, local_url: str | None) -> TalkEngine:
+        engine = self.setup.new_engine(local_url)
+        self.sessions += 1
+        self._engine_connected = False
+        if self.sessions == 1:
+            for notice in self.setup.notices:
+                engine.notice(notice)
+        else:
+            engine.notice("Reconnected: a new session; the model does not remember the above.")
+        engine.subscribe(self._on_update)
+        if self.setup.on_engine is not None:
+            self.setup.on_engine(engine)
+        self.engine = engine
+        self._dirty_transcript = True
+        return engine
+
+    def _keep_transcript(self, engine: TalkEngine, error: ConnectError) -> None:
+        """The lines of a session that dropped stay on screen above the next session's."""
+        prefix = f"s{self.sessions}:"
+        self._earlier += [
+            dataclasses.replace(line, key=prefix + line.key) for line in engine.transcript()
+        ]
+        self._earlier.append(
+            Line(key=f"{prefix}lost", kind=LineKind.ERROR, text=f"Connection lost: {error}.")
+        )
+        self._dirty_transcript = True
+        self.post_message(EngineNotice(f"Connection lost: {error}. Reconnecting…", "error"))
+
+    def _set_connection_note(self, note: str | None) -> None:
+        self._connection_note = note
+
+    def _on_update(self, update: Update) -> None:
+        """Engine subscriber: runs inside the engine's work, so it only takes notes."""
+        if isinstance(update, Logged):
+            self.inspector_model.add(update.entry)
+        elif isinstance(update, (TranscriptChanged, TurnFinished)):
+            self._dirty_transcript = True
+        elif isinstance(update, NoticeAdded):
+            self._dirty_transcript = True
+            self.post_message(EngineNotice(update.text, update.level, update.code))
+        elif isinstance(update, ConnectionChanged):
+            if update.status == "connected":
+                self._engine_connected = True
+                self._connection_note = None
+            self.post_message(SessionStatus(update.status, update.detail))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker is not self._session_worker or event.state is not WorkerState.ERROR:
+            return
+        error = event.worker.error
+        if isinstance(error, VoiceCliError):
+            self.fatal_error = error
+        else:
+            self.fatal_error = self._internal_error(error)
+        self.exit(return_code=self.fatal_error.exit_code)
+
+    def _internal_error(self, error: BaseException | None) -> InternalError:
+        where = ""
+        if self.crash_log is not None and error is not None:
+            with contextlib.suppress(OSError):
+                self.crash_log.parent.mkdir(parents=True, exist_ok=True)
+                self.crash_log.write_text("".join(traceback.format_exception(error)))
+                where = f" (details in {self.crash_log})"
+        return InternalError(f"internal error: {error!r}{where}")
+
+    def _handle_exception(self, error: Exception) -> None:
+        # Textual's default prints a full traceback over the terminal. For the real command a
+        # bug ends with one line on stderr instead (tests keep the default, which re-raises).
+        if self.crash_log is None:
+            super()._handle_exception(error)
+            return
+        if self.fatal_error is None:
+            self.fatal_error = self._internal_error(error)
+        self.exit(return_code=self.fatal_error.exit_code)
+
+    # --- messages from the engine ----------------------------------------------------------
+
+    def on_engine_notice(self, message: EngineNotice) -> None:
+        title = f"Server error {message.code}" if message.code else None
+        timeout = 8 if message.level == "error" else 4
+        self.notify(
+            message.text,
+            title=title or "",
+            severity=_SEVERITY.get(message.level, "information"),  # type: ignore[arg-type]
+            timeout=timeout,
+        )
+
+    def on_session_status(self, message: SessionStatus) -> None:
+        if message.status == "connected" and self.sessions > 1:
+            self.notify("Reconnected (a new session).", timeout=4)
+        self.refresh_view()
+
+    # --- drawing -------------------------------------------------------------------------
+
+    def refresh_view(self) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        snap = engine.snapshot()
+        self.query_one("#status", Live).show(
+            status_text(
+                snap,
+                server=self.setup.server_label,
+                now=self.setup.wall_clock(),
+                connection=self._connection_note,
+            )
+        )
+        self.query_one("#state", Live).show(state_text(snap, ptt_style=self.setup.ptt_style))
+        self.query_one("#meters", Live).show(self._meters(snap))
+        self.query_one("#turn", Live).show(turn_text(snap.last_turn))
+        ptt = self.query_one("#ptt", PttButton)
+        wanted = snap.mode is Mode.PTT and not snap.text_only
+        if ptt.display != wanted:
+            ptt.display = wanted
+        if self._dirty_transcript:
+            self._dirty_transcript = False
+            self.query_one(TranscriptPane).sync(self._earlier + engine.transcript())
+        inspector = self.query_one(Inspector)
+        if inspector.display:
+            model = self.inspector_model
+            inspector.show_rows(model.last(Inspector.visible_rows), model.version)
+
+    @staticmethod
+    def _meters(snap: Any) -> Text:
+        if snap.text_only:
+            return Text("no audio (text only)", "dim")
+        if snap.audio_lost:
+            return Text("audio device lost", "bold red")
+        mic_note = "muted" if snap.muted else ("gated" if snap.echo_closed else "")
+        text = meter("mic", 0.0 if snap.muted else snap.mic_level, note=mic_note)
+        text.append("\n")
+        text.append_text(meter("out", snap.out_level))
+        return text
+
+    # --- user actions --------------------------------------------------------------------
+
+    def _audio_engine(self, what: str) -> TalkEngine | None:
+        """The engine, if it has audio; else tells the user why `what` does nothing."""
+        engine = self.engine
+        if engine is None:
+            return None
+        if engine.audio is None:
+            self.notify(f"Text only: no {what} without audio.", timeout=3)
+            return None
+        return engine
+
+    def action_ptt(self) -> None:
+        engine = self._audio_engine("push-to-talk")
+        if engine is None:
+            return
+        if engine.policy.mode is not Mode.PTT:
+            now = time.monotonic()
+            if now - self._ptt_hint_at > 3:  # key repeat must not stack up notifications
+                self._ptt_hint_at = now
+                self.notify(
+                    f"Space is push-to-talk, for ptt mode (now {engine.policy.mode.value}): "
+                    "press v to switch modes.",
+                    timeout=3,
+                )
+            return
+        if self.setup.ptt_style == "hold":
+            engine.ptt_key()
+        else:
+            engine.ptt_toggle()
+        self.refresh_view()
+
+    def on_ptt_button_pressed(self, message: PttButton.Pressed) -> None:
+        if self.engine is not None:
+            self.engine.ptt_press()
+            self.refresh_view()
+
+    def on_ptt_button_released(self, message: PttButton.Released) -> None:
+        if self.engine is not None:
+            self.engine.ptt_release()
+            self.refresh_view()
+
+    def action_mute(self) -> None:
+        engine = self._audio_engine("microphone to mute")
+        if engine is not None:
+            engine.toggle_mute()
+            self.refresh_view()
+
+    def action_cycle_mode(self) -> None:
+        engine = self._audio_engine("turn-taking modes")
+        if engine is None:
+            return
+        current = engine.policy.mode
+        following = _MODES[(_MODES.index(current) + 1) % len(_MODES)]
+        engine.set_mode(following)
+        self.notify(f"Turn-taking: {following.value}", timeout=2)
+        self.refresh_view()
+
+    def action_toggle_inspector(self) -> None:
+        inspector = self.query_one(Inspector)
+        inspector.display = not inspector.display
+        self.refresh_view()
+
+    def action_focus_input(self) -> None:
+        self.query_one("#message", Input).focus()
+
+    def action_leave_input(self) -> None:
+        self.query_one(TranscriptPane).focus()
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.setup.ptt_style))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if not text:
+            return
+        engine = self.engine
+        if engine is None or engine.session is None or not engine.policy.connected:
+            self.notify("Not connected: the message was not sent.", severity="warning")
+            return
+        event.input.value = ""
+        engine.send_text(text)
+        self._dirty_transcript = True
+        self.refresh_view()
+
+    async def action_quit(self) -> None:
+        self._quitting = True
+        engine, worker = self.engine, self._session_worker
+        if engine is not None:
+            engine.stop()
+        if worker is not None and worker.is_running:
+            try:
+                await asyncio.wait_for(asyncio.shield(worker.wait()), 5)
+            except Exception:  # a session that will not close (or failed) does not block quit
+                worker.cancel()
+        self.exit(return_code=self.fatal_error.exit_code if self.fatal_error else 0)

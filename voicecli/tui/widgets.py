@@ -1,0 +1,147 @@
+"""The widgets of the talk screen. They hold no session logic: the app hands them what to show
+(Rich `Text` from `voicecli.tui.render`) and they redraw only when it differs from what they
+show already, which keeps a 15 Hz refresh nearly free when nothing changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual import events
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.widgets import Static
+
+from voicecli.transcript import Line
+from voicecli.tui.eventlog import Row, format_row
+from voicecli.tui.render import transcript_line
+
+
+__all__ = ["Inspector", "Live", "PttButton", "TranscriptPane"]
+
+
+class Live(Static):
+    """A Static that ignores updates equal to what it already shows."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._shown: Text | str | None = None
+
+    def show(self, content: Text | str) -> None:
+        if content != self._shown:
+            self._shown = content
+            self.update(content)
+
+    @property
+    def text(self) -> str:
+        """What it shows, as plain text (for tests and screen readers)."""
+        shown = self._shown
+        return shown.plain if isinstance(shown, Text) else (shown or "")
+
+
+class _LineView(Static):
+    def __init__(self, line: Line) -> None:
+        super().__init__(transcript_line(line), classes=f"line {line.kind.value}")
+        self.line = line
+
+    def set_line(self, line: Line) -> None:
+        if line != self.line:
+            self.line = line
+            self.update(transcript_line(line))
+
+
+class TranscriptPane(VerticalScroll):
+    """The conversation, one widget per transcript line, keyed by `Line.key`.
+
+    Lines usually only change in place (a streaming reply, a late user transcript filling its
+    placeholder) or get appended; when the order changes (a typed message confirmed by the
+    server, a notice placed after an earlier item) the pane is rebuilt. It follows the end of
+    the conversation unless the user scrolled up.
+    """
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._views: list[_LineView] = []
+
+    @property
+    def lines(self) -> list[Line]:
+        return [view.line for view in self._views]
+
+    def sync(self, lines: Sequence[Line]) -> None:
+        follow = self.scroll_y >= self.max_scroll_y - 1
+        keys = [view.line.key for view in self._views]
+        if [line.key for line in lines[: len(keys)]] != keys:
+            self.remove_children()
+            self._views = [_LineView(line) for line in lines]
+            if self._views:
+                self.mount_all(self._views)
+        else:
+            for view, line in zip(self._views, lines, strict=False):
+                view.set_line(line)
+            new = [_LineView(line) for line in lines[len(keys) :]]
+            if new:
+                self._views += new
+                self.mount_all(new)
+        if follow:
+            self.call_after_refresh(self.scroll_end, animate=False)
+
+
+class Inspector(VerticalScroll):
+    """The event inspector: the newest rows of the event log, following the end."""
+
+    can_focus = False
+    visible_rows = 300
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._body = Static("", id="inspector-body", markup=False)
+        self._shown_version = -1
+
+    def compose(self):  # type: ignore[no-untyped-def]
+        yield self._body
+
+    def show_rows(self, rows: Sequence[Row], version: int) -> None:
+        if version == self._shown_version:
+            return
+        self._shown_version = version
+        width = max(40, self.size.width - 2)
+        self._body.update(Text("\n".join(format_row(row, width) for row in rows)))
+        self.call_after_refresh(self.scroll_end, animate=False)
+
+    @property
+    def text(self) -> str:
+        return str(self._body.render())
+
+
+class PttButton(Static):
+    """Push-to-talk held with the mouse: a true press and release in any terminal that reports
+    the mouse (terminals send no key releases, see keys.py)."""
+
+    can_focus = False
+
+    class Pressed(Message):
+        """The button went down."""
+
+    class Released(Message):
+        """The button came up (anywhere: the mouse is captured while it is held)."""
+
+    def __init__(self, label: str = "Hold to talk", **kwargs: object) -> None:
+        super().__init__(label, **kwargs)  # type: ignore[arg-type]
+        self.held = False
+
+    def on_mouse_down(self, event: events.MouseDown) -> None:
+        event.stop()
+        if not self.held:
+            self.held = True
+            self.add_class("held")
+            self.capture_mouse()
+            self.post_message(self.Pressed())
+
+    def on_mouse_up(self, event: events.MouseUp) -> None:
+        event.stop()
+        if self.held:
+            self.held = False
+            self.remove_class("held")
+            self.release_mouse()
+            self.post_message(self.Released())
