@@ -160,6 +160,29 @@ KEYS: tuple[Key, ...] = (
         maximum=120.0,
         flag="--open-timeout",
     ),
+    Key(
+        "connection",
+        "reconnect_attempts",
+        int,
+        5,
+        "After a dropped connection (network, server restart, keepalive timeout): how many "
+        "times in a row to reconnect, with backoff, before giving up; the conversation is "
+        "replayed into the new session. 0 never reconnects.",
+        minimum=0,
+        maximum=100,
+        flag="--reconnect-attempts",
+    ),
+    Key(
+        "connection",
+        "renew_margin_s",
+        float,
+        120.0,
+        "Seconds before the server's session time limit (60 minutes) to move to a new session, "
+        "at the next pause between turns, with the conversation replayed.",
+        minimum=0.0,
+        maximum=1800.0,
+        flag="--renew-margin",
+    ),
     # [session]
     Key(
         "session",
@@ -352,6 +375,16 @@ KEYS: tuple[Key, ...] = (
         "History database file. Empty: $XDG_DATA_HOME/voicecli/history.sqlite3.",
         flag="--history-path",
     ),
+    Key(
+        "history",
+        "record_dir",
+        str,
+        "",
+        "Record each session into this directory: a stereo WAV (mic left, assistant right) and "
+        "a JSONL capture of every event both ways (audio elided, API key never written). "
+        "Empty: no recording.",
+        flag="--record",
+    ),
 )
 
 KEYS_BY_DOTTED: Mapping[str, Key] = {key.dotted: key for key in KEYS}
@@ -423,6 +456,8 @@ class ConnectionSection:
     model: str
     dialect: str
     open_timeout: float
+    reconnect_attempts: int
+    renew_margin_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -468,6 +503,8 @@ class HistorySection:
     enabled: bool
     path: str
     """As configured; `Config.history_file` is the resolved path."""
+    record_dir: str
+    """`--record DIR`: where to record sessions (empty: no recording)."""
 
 
 _SECTION_CLASSES: Mapping[str, type] = {

@@ -18,7 +18,21 @@ objects to `subscribe()`rs, which a UI coalesces. It never prints and never impo
 Errors: the harmless races (`HARMLESS_ERROR_CODES`) only go to the event log; other server
 errors become error notices with their code; a lost audio device becomes a notice and the
 session goes on (typing still works); a connection that fails ends `run()` with its typed
-`ConnectError`.
+`ConnectError`, unless `TalkSettings.reconnect` is set:
+
+- a recoverable failure (dropped connection, server restart, keepalive timeout) publishes
+  `ConnectionChanged("reconnecting", ...)`, reconnects with jittered backoff, sends the
+  `session.update` again and replays the conversation as text items (`voicecli.reconnect`);
+  what was playing is cut where the user stopped hearing it, mic audio meanwhile is dropped;
+- the server's time limit (`session_expired` + 1001) does the same at once, as "renewing";
+  before it comes, the session is renewed at a turn boundary `renew_margin_s` ahead of
+  `expires_at` (the new session is opened before the old one is closed);
+- `transcript()` and `conversation` show one conversation across sessions (replayed items are
+  not shown twice); fatal failures (key, quota, beta shape, HTTP 4xx) and running out of
+  attempts end `run()` with one clear error.
+
+`TalkSettings.record_dir` records the session (`voicecli.recording`): a stereo WAV (mic left,
+assistant right) and a JSONL capture of every frame both ways, audio elided, key redacted.
 
 Everything runs on the asyncio thread: user actions (`ptt_press`, `send_text`, ...) are plain
 method calls from the UI's event loop.
@@ -33,14 +47,26 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from voicecli.echo import EchoGuard, EchoMode, EchoSettings
 from voicecli.errors import ConnectError, VoiceCliError
 from voicecli.metrics import MetricsTracker, SessionSummary, TurnMetrics
 from voicecli.protocol import events as ev
-from voicecli.protocol.conversation import Conversation
+from voicecli.protocol.conversation import Conversation, ItemState
 from voicecli.protocol.dialects import UNSET, SessionConfig, Transcription
+from voicecli.reconnect import (
+    Decision,
+    JoinedConversation,
+    ReconnectSettings,
+    ReconnectTracker,
+    Replayed,
+    Step,
+    renew_at,
+    replay_plan,
+)
+from voicecli.recording import SessionRecording
 from voicecli.transcript import Line, TranscriptView
 from voicecli.turns import (
     BYTES_PER_MS,
@@ -64,9 +90,11 @@ from voicecli.turns import (
 
 
 if TYPE_CHECKING:
-    from voicecli.audio.backend import AudioBackend
+    from voicecli.audio.backend import AudioBackend, MicBlock
     from voicecli.config import Config, ModelPrices
     from voicecli.session import ConnectionSettings, RealtimeSession
+
+_T = TypeVar("_T")
 
 
 __all__ = [
@@ -131,10 +159,16 @@ class TalkSettings:
     """How often `LevelsChanged` is published while audio runs."""
     log_size: int = 5000
     """Event log entries kept for the inspector."""
+    reconnect: ReconnectSettings | None = None
+    """Reconnect after recoverable failures and renew sessions before the server's time limit
+    (see the module docstring); None: a dropped or expired session ends `run()`."""
+    record_dir: Path | None = None
+    """Record the session into this directory (`voicecli.recording`); None: no recording."""
 
     @classmethod
     def from_config(cls, config: Config, *, text_only: bool = False) -> TalkSettings:
         session, audio = config.session, config.audio
+        connection, history = config.connection, config.history
         return cls(
             mode=Mode(session.mode),
             voice=session.voice,
@@ -150,6 +184,11 @@ class TalkSettings:
             ),
             echo=EchoSettings(mode=EchoMode(audio.echo_guard)),
             prices=config.price_for(config.connection.model),
+            reconnect=ReconnectSettings(
+                attempts=connection.reconnect_attempts,
+                renew_margin_s=connection.renew_margin_s,
+            ),
+            record_dir=Path(history.record_dir).expanduser() if history.record_dir else None,
         )
 
     def session_config(self, policy: TurnPolicy) -> SessionConfig:
@@ -222,6 +261,9 @@ class EngineSnapshot:
     """One line naming the lost audio device, once one is lost."""
     last_turn: TurnMetrics | None
     summary: SessionSummary
+    reconnects: int = 0
+    """New sessions opened after the first (reconnects and renewals); the conversation went on
+    in each."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,15 +339,27 @@ _AUDIO_TYPES = frozenset(
 )
 
 
+_LONG_STRING = 4096
+"""Top-level strings longer than this are cut in the event log (a 20 MiB event of an unknown
+type must not sit in the inspector whole)."""
+
+
 def _size_note(base64_text: str) -> str:
     return f"<{len(base64_text) * 3 // 4} bytes>"
 
 
 def _elide(data: Mapping[str, Any]) -> Mapping[str, Any]:
     """The wire dict with base64 audio replaced by `<N bytes>` (also inside item content), so
-    the log stays small and readable."""
+    the log stays small and readable; other huge top-level strings are cut."""
     if data.get("type") not in _AUDIO_TYPES:
-        return data
+        if not any(isinstance(v, str) and len(v) > _LONG_STRING for v in data.values()):
+            return data
+        return {
+            name: f"{value[:200]}…<{len(value)} chars>"
+            if isinstance(value, str) and len(value) > _LONG_STRING
+            else value
+            for name, value in data.items()
+        }
     out = dict(data)
     for name in ("delta", "audio"):
         if isinstance(out.get(name), str):
@@ -375,6 +429,19 @@ class TalkEngine:
         self._stats_underruns = 0
         self._mic_level = 0.0
         self._out_level = 0.0
+        # Reconnects and renewals.
+        self._tracker = ReconnectTracker(settings.reconnect) if settings.reconnect else None
+        self._earlier: list[ItemState] = []
+        """Items of the sessions before this one, in order (what the transcript shows)."""
+        self._replayed = Replayed()
+        self._renew_after: float | None = None
+        """Wall-clock time from which to renew at the next turn boundary."""
+        self._renew_now = asyncio.Event()
+        self._mic_loud_at = -1e9
+        self.reconnects = 0
+        """New sessions opened after the first (reconnects and renewals)."""
+        self.recording: SessionRecording | None = None
+        """The `--record` files of this session, while it runs."""
 
     # --- observing -----------------------------------------------------------------------
 
@@ -400,7 +467,12 @@ class TalkEngine:
 
     @property
     def conversation(self) -> Conversation:
-        return self.session.client.conversation if self.session else self._empty_conversation
+        """The conversation so far: after a reconnect, the earlier sessions' items followed by
+        the live session's (the context replayed into it is not shown twice)."""
+        live = self.session.client.conversation if self.session else self._empty_conversation
+        if not self._earlier:
+            return live
+        return JoinedConversation(self._earlier, live, self._replayed.ids)
 
     def transcript(self) -> list[Line]:
         """The conversation as display lines, in conversation order."""
@@ -434,6 +506,7 @@ class TalkEngine:
             audio_lost=self._audio_lost,
             last_turn=turns[-1] if turns else None,
             summary=self.metrics.summary(),
+            reconnects=self.reconnects,
         )
 
     # --- user actions --------------------------------------------------------------------
@@ -491,18 +564,21 @@ class TalkEngine:
         AudioError from starting the devices) that ended it.
 
         The session opens first so the mic does not queue audio while we connect (it would
-        reach the server late, in a burst).
+        reach the server late, in a burst). With `settings.reconnect`, recoverable failures
+        and the server's time limit lead to a new session instead (module docstring).
         """
         error: BaseException | None = None
         try:
+            if self.settings.record_dir is not None:
+                self.recording = SessionRecording.create(self.settings.record_dir)
             self._set_connection("connecting")
             self.session = await self._open_session(self._on_sent, self._on_received)
             self._set_connection("connected")
-            self.session.update_session(self.settings.session_config(self.policy))
+            self._begin_session(self.session)
             if self.audio is not None:
                 await self.audio.start()
             self._act(self.policy.on_session_ready())
-            await self._serve(self.session)
+            await self._serve()
         except ConnectError as exc:
             error = exc
             self._connection_error = str(exc)
@@ -518,29 +594,61 @@ class TalkEngine:
             # A VoiceCliError (connection, audio devices) is one line a user can read.
             failed = error if isinstance(error, VoiceCliError) else None
             self._publish(Ended(None if failed is None else str(failed)))
+            if self.recording is not None:
+                self.recording.note("ended", str(failed) if failed else "stopped")
+                self.recording.close()
 
-    async def _serve(self, session: RealtimeSession) -> None:
-        tasks = [
-            asyncio.create_task(self._read_events(session), name="engine-events"),
-            asyncio.create_task(self._tick(), name="engine-tick"),
-            asyncio.create_task(self._stop.wait(), name="engine-stop"),
-        ]
+    async def _serve(self) -> None:
+        """Run until `stop()`: the clock and the mic for the whole run, the events of one
+        session after another."""
+        assert self.session is not None
+        tasks: dict[str, asyncio.Task[Any]] = {
+            "stop": asyncio.create_task(self._stop.wait(), name="engine-stop"),
+            "tick": asyncio.create_task(self._tick(), name="engine-tick"),
+            "events": asyncio.create_task(self._read_events(self.session), name="engine-events"),
+            "renew": asyncio.create_task(self._renew_now.wait(), name="engine-renew"),
+        }
         if self.audio is not None:
-            tasks.append(asyncio.create_task(self._read_mic(self.audio), name="engine-mic"))
+            tasks["mic"] = asyncio.create_task(self._read_mic(self.audio), name="engine-mic")
         try:
             while True:
-                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_COMPLETED)
                 if self._stop.is_set():
                     return
-                for task in done:
-                    tasks.remove(task)
-                    task.result()  # raises a fatal error
-                    if task.get_name() == "engine-events":
-                        return  # the connection ended without an error (closed by us)
+                recovered = False
+                for name, task in list(tasks.items()):
+                    if task not in done:
+                        continue
+                    del tasks[name]
+                    if name == "events":
+                        recovered = True
+                        failure = task.exception()
+                        if failure is None:
+                            return  # the connection ended without an error (closed by us)
+                        if not isinstance(failure, ConnectError) or self._tracker is None:
+                            raise failure
+                        if not await self._recover(failure):
+                            return  # stopped while reconnecting
+                    elif name == "renew":
+                        self._renew_now.clear()
+                        tasks["renew"] = asyncio.create_task(self._renew_now.wait())
+                        if recovered:
+                            continue  # the session was just replaced anyway
+                        events = tasks.pop("events", None)
+                        if not await self._renew(events):
+                            if events is not None:
+                                tasks["events"] = events  # the current session goes on
+                            continue
+                    else:
+                        task.result()  # raises a fatal error; the mic may simply end
+                        continue
+                    tasks["events"] = asyncio.create_task(
+                        self._read_events(self.session), name="engine-events"
+                    )
         finally:
-            for task in tasks:
+            for task in tasks.values():
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
 
     async def _shutdown(self) -> None:
         if self.session is not None:
@@ -557,10 +665,212 @@ class TalkEngine:
     async def _read_mic(self, audio: AudioBackend) -> None:
         async for block in audio.mic_blocks():
             now = self._clock()
-            self._mic_level = block.rms
-            pcm = self.echo.filter(block.pcm, now)
-            self._act(self.policy.on_mic_block(pcm))
+            self._on_mic_block(block, now)
         self._note("mic", "the microphone input ended")
+
+    def _on_mic_block(self, block: MicBlock, now: float) -> None:
+        self._mic_level = block.rms
+        if block.rms >= _QUIET_RMS and not self.policy.muted:
+            self._mic_loud_at = now
+        if self.recording is not None:
+            self.recording.mic(block.pcm, block.captured_at)
+        pcm = self.echo.filter(block.pcm, now)
+        # While reconnecting the policy is not connected and drops the block: audio from
+        # then is never sent late to the next session.
+        self._act(self.policy.on_mic_block(pcm))
+
+    # --- reconnecting and renewing -------------------------------------------------------
+
+    def _begin_session(self, session: RealtimeSession) -> None:
+        """A session is open: configure it and, after a reconnect, replay the conversation."""
+        if self.recording is not None:
+            self.recording.add_secret(session.settings.api_key)
+        if self._tracker is not None:
+            self._tracker.connected(self._clock())
+        self._renew_after = None
+        session.update_session(self.settings.session_config(self.policy))
+        if not self._earlier:
+            return
+        assert self.settings.reconnect is not None
+        plan = replay_plan(self.transcript(), self.settings.reconnect.max_replay_chars)
+        self._replayed = Replayed(plan)
+        for item in plan:
+            session.send_text(item.text, item.role)
+        self._note("replay", f"{len(plan)} lines of the conversation replayed as context")
+
+    async def _recover(self, failure: ConnectError) -> bool:
+        """The session ended with `failure`: open another (True), return False if stopped
+        meanwhile, or raise the error to stop with (fatal, or out of attempts)."""
+        assert self._tracker is not None and self.session is not None
+        decision = self._tracker.decide(failure, self._clock())
+        self._note("connection", f"{decision.step}: {failure}")
+        if decision.step in (Step.FATAL, Step.GIVE_UP):
+            raise decision.error
+        expired = decision.step is Step.RENEW
+        old = self.session
+        self._connection_lost(old, expired)
+        with contextlib.suppress(Exception):
+            await old.close()
+        while True:
+            self._set_connection(decision.status, self._retry_detail(decision))
+            if decision.delay_s > 0:
+                await self._unless_stopped(asyncio.sleep(decision.delay_s))
+                if self._stop.is_set():
+                    return False
+            try:
+                session = await self._unless_stopped(
+                    self._open_session(self._on_sent, self._on_received)
+                )
+            except ConnectError as exc:
+                decision = self._tracker.decide(exc, self._clock())
+                self._note("connection", f"{decision.step}: {exc}")
+                if decision.step in (Step.FATAL, Step.GIVE_UP):
+                    raise decision.error from None
+                continue
+            if session is None:
+                return False
+            break
+        self.session = session
+        self.reconnects += 1
+        self._set_connection("connected")
+        self._begin_session(session)
+        self._act(self.policy.on_session_ready())
+        if expired:
+            self.notice(
+                "The session reached the server's time limit; a new one goes on with the "
+                "conversation so far."
+            )
+        else:
+            self.notice(f"Reconnected after {_cause(failure)}; the conversation goes on.")
+        return True
+
+    def _retry_detail(self, decision: Decision) -> str:
+        if decision.step is Step.RENEW:
+            return "the session reached the server's time limit"
+        assert self.settings.reconnect is not None
+        attempts = self.settings.reconnect.attempts
+        wait = f" in {decision.delay_s:.1f} s" if decision.delay_s >= 0.1 else ""
+        return f"attempt {decision.attempt} of {attempts}{wait}: {decision.error}"
+
+    def _connection_lost(self, old: RealtimeSession, expired: bool) -> None:
+        """The old session is gone: settle everything it left half done, keep its items."""
+        now = self._clock()
+        # The reply that was playing: the user heard what played so far, and nothing more.
+        playing = list(self.policy.playing)
+        if playing and self.audio is not None and self._audio_ok:
+            self.audio.clear()
+            if self.recording is not None:
+                self.recording.clear()
+        for item_id, content_index in playing:
+            self.transcript_view.heard(
+                item_id, content_index, self._played_ms(item_id, content_index)
+            )
+        response_id = old.client.active_response_id
+        if response_id:
+            self.metrics.interrupted(response_id)
+            turn = self.metrics.response_done(response_id, "incomplete", None, now)
+            if turn is not None:
+                self._publish(TurnFinished(turn))
+        self.metrics.discard_pending()
+        self._first_play_pending.clear()
+        self._underruns_at_start.clear()
+        # A fresh policy: no response, no speech, no push-to-talk hold; mode and mute stay.
+        previous = self.policy
+        self.policy = TurnPolicy(
+            mode=previous.mode, settings=previous.settings, audio=previous.audio
+        )
+        self.policy.muted = previous.muted
+        self._archive(old)
+        why = "time limit" if expired else "connection lost"
+        self._note("connection", f"{why}; {len(self._earlier)} items kept")
+        self._publish(TranscriptChanged())
+
+    def _archive(self, old: RealtimeSession) -> None:
+        """Keep the old session's items (not its replays) for the transcript and the replay."""
+        for item in old.client.conversation.items:
+            if item.id in self._replayed.ids:
+                continue
+            if item.role == "assistant" and item.status == "in_progress":
+                if not item.text and not item.audio_ms:
+                    continue  # a reply cut off before its first word: nothing to keep
+                item.status = "incomplete"  # it will never finish now
+            self._earlier.append(item)
+        self._replayed = Replayed()
+
+    async def _renew(self, events: asyncio.Task[None] | None) -> bool:
+        """Renew at a turn boundary: open the next session while the current one still runs,
+        then switch. If the new one cannot be opened the current one goes on (True if
+        switched)."""
+        old = self.session
+        if old is None or self._tracker is None:
+            return False
+        self.policy.connected = False  # a short pause in listening while we switch
+        self._set_connection("renewing", "before the server's time limit")
+        try:
+            session = await self._unless_stopped(
+                self._open_session(self._on_sent, self._on_received)
+            )
+        except ConnectError as exc:
+            self._note("renew", f"could not open a new session ({exc}); the current one goes on")
+            self._renew_after = self._wall() + _RENEW_RETRY_S
+            session = None
+        if session is None or events is None or events.done():
+            # Stopped, failed, or the old session ended meanwhile (then it is recovered from).
+            if session is not None:
+                await session.close()
+            self._set_connection("connected")
+            self._act(self.policy.on_session_ready())
+            return False
+        events.cancel()
+        await asyncio.gather(events, return_exceptions=True)
+        self._archive(old)
+        with contextlib.suppress(Exception):
+            await old.close()
+        self.session = session
+        self.reconnects += 1
+        self._set_connection("connected")
+        self._begin_session(session)
+        self._act(self.policy.on_session_ready())
+        self.notice("Renewed the session before the server's time limit; the conversation goes on.")
+        return True
+
+    async def _unless_stopped(self, awaitable: Awaitable[_T]) -> _T | None:
+        """`await awaitable`, or None as soon as `stop()` is called (it is cancelled)."""
+        task = asyncio.ensure_future(awaitable)
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            return None
+        return task.result()
+
+    def _check_renewal(self, now: float) -> None:
+        """Ask for a renewal once it is due and the conversation is between turns."""
+        if self._renew_after is None or self._wall() < self._renew_after:
+            return
+        if self._at_turn_boundary(now):
+            self._renew_after = None
+            self._renew_now.set()
+
+    def _at_turn_boundary(self, now: float) -> bool:
+        policy, session = self.policy, self.session
+        if session is None or not policy.connected:
+            return False
+        busy = (
+            policy.user_speaking
+            or policy.recording
+            or policy.playing
+            or policy.response_active
+            or policy.awaiting_response
+            or session.client.response_active
+        )
+        # Server VAD reports speech a few hundred ms late: a loud mic just now may be a turn
+        # starting.
+        return not busy and now - self._mic_loud_at >= _QUIET_FOR_S
 
     async def _tick(self) -> None:
         while True:
@@ -571,6 +881,7 @@ class TalkEngine:
         now = self._clock()
         played = self._played_ms if self._audio_ok else None
         self._act(self.policy.tick(now, played))
+        self._check_renewal(now)
         if self.audio is not None:
             stats = self.audio.stats()
             self._out_level = stats.out_rms
@@ -610,11 +921,22 @@ class TalkEngine:
         handler = _EVENT_HANDLERS.get(type(event))
         if handler is not None:
             handler(self, event, now)
+        if isinstance(event, ev.ItemAdded | ev.ItemDone) and self._replayed.waiting:
+            item = self.session.client.conversation.get(event.item.id) if self.session else None
+            if item is not None:
+                self._replayed.observe(item)  # context we replayed: already shown
         if type(event) in _TRANSCRIPT_EVENTS:
             self._publish(TranscriptChanged())
         self._publish_state()
 
     def _on_session(self, event: ev.SessionCreated | ev.SessionUpdated, now: float) -> None:
+        reconnect = self.settings.reconnect
+        if isinstance(event, ev.SessionCreated) and reconnect and reconnect.renew:
+            created = self._wall()
+            # The server's clock against ours: a badly skewed clock leaves renewal to the
+            # expiry itself (renewed at once then, mid-turn or not).
+            if event.expires_at and event.expires_at > created:
+                self._renew_after = renew_at(created, event.expires_at, reconnect.renew_margin_s)
         self._publish(SessionChanged())
 
     def _on_speech_started(self, event: ev.SpeechStarted, now: float) -> None:
@@ -674,6 +996,11 @@ class TalkEngine:
 
     def _on_error(self, event: ev.ServerError, now: float) -> None:
         error = event.error
+        reconnect = self.settings.reconnect
+        if error.code == "session_expired" and reconnect and reconnect.renew:
+            # The close (1001) follows; a new session takes over: a status, not an error.
+            self._note("expired", error.message)
+            return
         harmless = event.harmless or error.code in ev.HARMLESS_ERROR_CODES
         self._act(self.policy.on_error(error.code))
         if error.code == "input_audio_buffer_commit_empty":
@@ -703,9 +1030,13 @@ class TalkEngine:
         elif isinstance(action, PlayAudio):
             if audio is not None:
                 audio.play(action.pcm, action.item_id, action.content_index)
+                if self.recording is not None:
+                    self.recording.play(action.pcm)
         elif isinstance(action, FlushPlayback):
             if audio is not None:
                 audio.clear()
+                if self.recording is not None:
+                    self.recording.clear()
         elif isinstance(action, Truncate):
             self._truncate(action)
         elif isinstance(action, CancelResponse):
@@ -778,6 +1109,8 @@ class TalkEngine:
 
     def _note(self, tag: str, text: str) -> None:
         self._append_log(LogEntry(self._wall(), "engine", tag, note=text))
+        if self.recording is not None:
+            self.recording.note(tag, text)
 
     def _on_sent(self, text: str) -> None:
         try:
@@ -785,16 +1118,50 @@ class TalkEngine:
         except ValueError:
             data = {"type": "?", "text": text[:200]}
         self._append_log(LogEntry(self._wall(), "sent", str(data.get("type")), _elide(data)))
+        if self.recording is not None:
+            self.recording.sent(data)
 
     def _on_received(self, text: str) -> None:
         """Frames are logged from the decoded events instead (no second JSON parse)."""
 
     def _log_received(self, event: ev.Event) -> None:
-        data = _elide(event.raw) if event.raw else None
+        raw = event.raw
+        if raw and isinstance(event, _MAY_QUOTE_THE_KEY):
+            raw = self._redacted(raw)
+        data = _elide(raw) if raw else None
         note = ""
         if isinstance(event, ev.ProtocolError):
             note = event.message
         self._append_log(LogEntry(self._wall(), "received", event.type, data, note))
+        if self.recording is not None:
+            if raw is None and isinstance(event, ev.ProtocolError):
+                raw = {"text": event.text}  # the unreadable frame, as far as it was kept
+            self.recording.received(raw, event.type, note)
+
+    def _redacted(self, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        """`data` with the API key replaced, should the server quote it back (an auth error,
+        an event we do not model): the inspector and the capture must never show it."""
+        key = self.session.settings.api_key if self.session else None
+        if not key or key not in json.dumps(data, ensure_ascii=False):
+            return data
+        redacted = json.dumps(data, ensure_ascii=False).replace(key, "[redacted]")
+        return json.loads(redacted)  # type: ignore[no-any-return]
+
+
+_QUIET_RMS = 0.01
+"""A mic block at least this loud (RMS, full scale 1) may be the user starting to speak."""
+_QUIET_FOR_S = 1.0
+"""A renewal waits until the mic has been quieter than `_QUIET_RMS` for this long."""
+_RENEW_RETRY_S = 30.0
+"""After a renewal could not open a new session, the current one goes on and this much later
+renewal is tried again (the expiry itself still renews at once)."""
+
+_MAY_QUOTE_THE_KEY = (ev.ServerError, ev.ProtocolError, ev.Unknown)
+
+
+def _cause(error: ConnectError) -> str:
+    code = getattr(error, "close_code", None)
+    return f"the connection closed (code {code})" if code else "a failed connection"
 
 
 _EVENT_HANDLERS: dict[type, Callable[[TalkEngine, Any, float], None]] = {

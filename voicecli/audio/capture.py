@@ -16,6 +16,7 @@ of piling up as bytes objects in the loop's queue).
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -67,6 +68,7 @@ class Capture:
         self._seq = 0  # next block the callback writes (callback-owned)
         self._closing = False
         self._stream: Any = None
+        self._close_lock = threading.Lock()
         self._latency = 0.0
         self._resampler = StreamResampler(rate, SAMPLE_RATE) if rate != SAMPLE_RATE else None
         self._rebuffer = Rebuffer(self.out_block) if self._resampler else None
@@ -94,7 +96,8 @@ class Capture:
 
     def close(self) -> None:
         self._closing = True
-        stream, self._stream = self._stream, None
+        with self._close_lock:  # two closers (stop, a late loss) must not share one stream
+            stream, self._stream = self._stream, None
         if stream is None:
             return
         try:

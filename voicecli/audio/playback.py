@@ -9,6 +9,7 @@ sample buffer, prints nothing and never raises: failures are counted and the blo
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -50,6 +51,7 @@ class Playback:
         self._loop = loop
         self._on_lost = on_lost
         self._stream: Any = None
+        self._close_lock = threading.Lock()
         self._latency = 0.0
         self._closing = False
         self.device_underflows = 0
@@ -72,7 +74,8 @@ class Playback:
 
     def close(self) -> None:
         self._closing = True
-        stream, self._stream = self._stream, None
+        with self._close_lock:  # two closers (stop, a late loss) must not share one stream
+            stream, self._stream = self._stream, None
         if stream is None:
             return
         try:

@@ -159,18 +159,14 @@ class RealBackend(BackendBase):
 
     # --- device loss -------------------------------------------------------------------------
 
+    # A dead stream has stopped calling back; `stop()` frees it with the other one.
+
     def _input_lost(self, message: str) -> None:
         self.mic.close()
         self._report_device_lost(message)
-        self._close_later(self.capture, None)
 
     def _output_lost(self, message: str) -> None:
         self._report_device_lost(message)
-        self._close_later(None, self.playback)
-
-    def _close_later(self, capture: Capture | None, playback: Playback | None) -> None:
-        """Free a dead stream's PortAudio resources without blocking the loop."""
-        asyncio.get_running_loop().run_in_executor(None, self._close_streams, capture, playback)
 
     def _output_gone(self) -> bool:
         return self.playback is None or self.playback.lost

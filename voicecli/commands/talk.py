@@ -17,7 +17,10 @@ imported only inside `run()`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,14 +60,18 @@ def run(args: argparse.Namespace) -> int:
     from voicecli.config import config_from_args
 
     config = config_from_args(args)
+    setup = build_setup(config, text_only=args.text_only)
     store = _open_history(config)
-    setup = build_setup(config, text_only=args.text_only, history=store)
+    if store is not None:
+        setup.on_engine = _recorder(store, config, setup)
 
     from voicecli.tui.app import TalkApp  # Textual loads only now that the input is valid
 
-    app = TalkApp(setup, crash_log=_crash_log_path())
+    state_dir = _state_dir()
+    app = TalkApp(setup, crash_log=state_dir / "talk-crash.log")
     try:
-        app.run()
+        with _native_stderr_to(state_dir / "talk-stderr.log"):
+            app.run()
     finally:
         if store is not None:
             store.close()
@@ -73,9 +80,7 @@ def run(args: argparse.Namespace) -> int:
     return app.return_code or 0
 
 
-def build_setup(
-    config: Config, *, text_only: bool = False, history: HistoryStore | None = None
-) -> TalkSetup:
+def build_setup(config: Config, *, text_only: bool = False) -> TalkSetup:
     """The app's collaborators for `config`; raises the typed error for anything invalid."""
     from voicecli.engine import TalkSettings
     from voicecli.session import ConnectionSettings
@@ -104,7 +109,7 @@ def build_setup(
         make_audio, hint = _audio_factory(config)
         if hint:
             notices.append(hint)
-    setup = TalkSetup(
+    return TalkSetup(
         settings=settings,
         server_label=label,
         local_server=local_server,
@@ -113,9 +118,6 @@ def build_setup(
         ptt_style=config.audio.ptt_style,
         notices=tuple(notices),
     )
-    if history is not None:
-        setup.on_engine = _recorder(history, config, connection.display_url, label)
-    return setup
 
 
 def _no_audio() -> None:
@@ -177,10 +179,11 @@ def _open_history(config: Config) -> HistoryStore | None:
         raise HistoryError(f"{exc} (or run with --no-history)") from None
 
 
-def _recorder(store: HistoryStore, config: Config, url: str, label: str):  # type: ignore[no-untyped-def]
+def _recorder(store: HistoryStore, config: Config, setup: TalkSetup):  # type: ignore[no-untyped-def]
     from voicecli.history.recorder import attach
 
-    server_url = url if label != "local demo server" else "local demo server"
+    local = setup.local_server is not None
+    server_url = "local demo server" if local else setup.connection.display_url
 
     def on_engine(engine) -> None:  # type: ignore[no-untyped-def]
         attach(
@@ -194,6 +197,36 @@ def _recorder(store: HistoryStore, config: Config, url: str, label: str):  # typ
     return on_engine
 
 
-def _crash_log_path() -> Path:
+def _state_dir() -> Path:
     state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "voicecli" / "talk-crash.log"
+    return Path(state) / "voicecli"
+
+
+@contextlib.contextmanager
+def _native_stderr_to(log: Path) -> Iterator[None]:
+    """Send what C libraries write to file descriptor 2 (ALSA's "underrun occurred", PortAudio
+    warnings) to `log` while the screen is up, so it cannot scribble over the UI. Textual
+    draws on `sys.__stderr__`, which is pointed at a duplicate of the terminal meanwhile."""
+    if not sys.__stderr__ or not os.isatty(2):
+        yield
+        return
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError:
+        yield  # nowhere to put it: keep the terminal as it is
+        return
+    original_stderr = sys.__stderr__
+    sys.__stderr__.flush()
+    terminal_fd = os.dup(2)
+    terminal = os.fdopen(terminal_fd, "w", buffering=1, encoding=original_stderr.encoding)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    sys.__stderr__ = terminal
+    try:
+        yield
+    finally:
+        terminal.flush()
+        os.dup2(terminal_fd, 2)
+        sys.__stderr__ = original_stderr
+        terminal.close()

@@ -22,6 +22,7 @@ import logging
 import random
 import re
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -34,7 +35,7 @@ from websockets.http11 import Request, Response
 from voicecli.protocol.dialects import BETA, BETA_SUBPROTOCOL, GA, Dialect
 from voicecli.server.core import Close, ComposeReply, CoreSettings, Send, ServerCore
 from voicecli.server.ids import IdFactory
-from voicecli.server.options import ServerOptions
+from voicecli.server.options import Faults, ServerOptions
 from voicecli.server.responders import Responder, responder_named
 from voicecli.server.session_state import DEFAULT_INSTRUCTIONS
 
@@ -84,12 +85,17 @@ class LocalServer:
         self._server: Server | None = None
         self._handshakes: dict[int, _Handshake] = {}
         self._rng = random.Random(self.options.seed)
+        self._stopping = asyncio.Event()
         self.connections_served = 0
+        self.recent_sessions: deque[ServerCore] = deque(maxlen=8)
+        """The protocol state of the latest connections, newest last (tests and diagnostics
+        read the server's view of a conversation here)."""
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Bind and listen. Raises OSError (e.g. EADDRINUSE) when the port cannot be bound."""
+        self._stopping.clear()
         self._server = await serve(
             self._handle,
             self.options.host,
@@ -102,6 +108,7 @@ class LocalServer:
         log.info("listening on %s", self.url)
 
     async def stop(self) -> None:
+        self._stopping.set()  # ends a silence fault at once
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -176,6 +183,7 @@ class LocalServer:
         self.connections_served += 1
         log.info("connection %d (%s)", self.connections_served, handshake.dialect.name)
         options = self.options
+        faults = options.faults.for_connection(self.connections_served)
         settings = CoreSettings(
             model=handshake.model,
             pace=options.pace,
@@ -185,7 +193,7 @@ class LocalServer:
             turn_detection=options.turn_detection,
             silence_duration_ms=options.silence_duration_ms,
             late_transcript=options.late_transcript,
-            delta_jitter_ms=options.faults.delta_jitter_ms,
+            delta_jitter_ms=faults.delta_jitter_ms,
             conversation_created=options.conversation_created,
         )
         core = ServerCore(
@@ -195,7 +203,8 @@ class LocalServer:
             rng=random.Random(self._rng.random()),
             wall_clock_s=time.time(),
         )
-        runner = _ConnectionRunner(connection, core, self.responder, options)
+        self.recent_sessions.append(core)
+        runner = _ConnectionRunner(connection, core, self.responder, faults, self._stopping)
         try:
             await runner.run(handshake.refusal)
         finally:
@@ -210,12 +219,14 @@ class _ConnectionRunner:
         connection: ServerConnection,
         core: ServerCore,
         responder: Responder,
-        options: ServerOptions,
+        faults: Faults,
+        stopping: asyncio.Event,
     ) -> None:
         self.connection = connection
         self.core = core
         self.responder = responder
-        self.faults = options.faults
+        self.faults = faults
+        self._stopping = stopping
         self.sent = 0
         self._loop = asyncio.get_running_loop()
         self._replies: dict[asyncio.Future[Any], str] = {}
@@ -284,7 +295,7 @@ class _ConnectionRunner:
         faults = self.faults
         try:
             if faults.silent_at_event == self.sent + 1 and faults.silent_for_s > 0:
-                await asyncio.sleep(faults.silent_for_s)
+                await self._play_dead(faults.silent_for_s)
             await self.connection.send(text)
             self.sent += 1
             if faults.malformed_after_events == self.sent:
@@ -297,6 +308,19 @@ class _ConnectionRunner:
             self.connection.transport.abort()  # no close frame: the client sees 1006
             return False
         return True
+
+    async def _play_dead(self, seconds: float) -> None:
+        """Neither send nor read, so pings go unanswered too: the client's keepalive is what
+        notices (a server that only stops sending events still answers pings)."""
+        transport = self.connection.transport
+        transport.pause_reading()
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            pass
+        finally:
+            if not transport.is_closing():
+                transport.resume_reading()
 
     def _oversized_event(self) -> str:
         envelope = {

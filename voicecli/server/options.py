@@ -34,8 +34,18 @@ class Faults:
     """After N events, send one huge (but valid) event of an unknown type."""
     oversized_bytes: int = 20 * 1024 * 1024
     silent_at_event: int | None = None
-    """Before event N, stop sending (and reading) for `silent_for_s` seconds."""
+    """Before event N, stop sending and reading (pings go unanswered too, like a dead peer)
+    for `silent_for_s` seconds, or until the server stops."""
     silent_for_s: float = 0.0
+    connections: int | None = None
+    """Misbehave on the first N connections only (None: on every one), so a client that
+    reconnects finds a healthy server."""
+
+    def for_connection(self, number: int) -> Faults:
+        """The faults connection `number` (1-based) gets: these, or none at all."""
+        if self.connections is None or number <= self.connections:
+            return self
+        return Faults()
 
 
 @dataclass(frozen=True)

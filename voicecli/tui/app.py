@@ -7,18 +7,18 @@ engine's updates mark parts of the screen dirty, and a 15 Hz timer redraws what 
 `engine.snapshot()` and `engine.transcript()`. Levels and deltas therefore cost at most 15
 redraws a second however fast they come, and nothing at all when the screen would not change.
 
-Connection failures: one the session never got past (bad URL, refused key, audio device that
-will not open) ends the app, and the command prints its one line with its exit code
-(`fatal_error`). A recoverable drop mid-session (code 1006, 1011, session expired...) keeps
-the transcript, says so, and opens a new session after a backoff delay, up to
-`reconnect_attempts` times in a row.
+Connection failures: the engine reconnects by itself when its settings ask for it (the status
+line then says `reconnecting (attempt n of m ...)` and a notification says why). A failure the
+session never got past (bad URL, refused key, an audio device that will not open) ends the
+app at once; the command prints the one line with its exit code (`fatal_error`). A failure
+after the session was open leaves the conversation on screen with the reason (`lost`), and
+quitting then reports it the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import time
 import traceback
 from pathlib import Path
@@ -41,7 +41,6 @@ from voicecli.engine import (
     Update,
 )
 from voicecli.errors import ConnectError, UsageError, VoiceCliError
-from voicecli.transcript import Line, LineKind
 from voicecli.tui.eventlog import InspectorModel
 from voicecli.tui.help import HelpScreen
 from voicecli.tui.keys import KEYS
@@ -90,11 +89,11 @@ class TalkApp(App[int]):
         self.engine: TalkEngine | None = None
         self.inspector_model = InspectorModel()
         self.fatal_error: VoiceCliError | None = None
-        self.sessions = 0
-        """Sessions started (1 + reconnects)."""
-        self._earlier: list[Line] = []
+        self.lost: ConnectError | None = None
+        """The connection failed after the session had been open (the app stays readable)."""
+        self._was_connected = False
         self._connection_note: str | None = None
-        self._engine_connected = False
+        self._connection_detail: str | None = None
         self._dirty_transcript = True
         self._quitting = False
         self._session_worker: Worker[None] | None = None
@@ -125,12 +124,12 @@ class TalkApp(App[int]):
         self.query_one(TranscriptPane).focus()
         self.set_interval(1 / REFRESH_HZ, self.refresh_view)
         self._session_worker = self.run_worker(
-            self._run_sessions(), name="session", group="session", exit_on_error=False
+            self._run_session(), name="session", group="session", exit_on_error=False
         )
 
     # --- the session ---------------------------------------------------------------------
 
-    async def _run_sessions(self) -> None:
+    async def _run_session(self) -> None:
         server = self.setup.local_server
         if server is not None:
             try:
@@ -140,79 +139,33 @@ class TalkApp(App[int]):
                     f"cannot start the local demo server: {exc.strerror or exc}"
                 ) from None
         try:
-            await self._session_loop(server.url if server is not None else None)
+            await self._run_engine(server.url if server is not None else None)
         finally:
             if server is not None:
                 await server.stop()
 
-    async def _session_loop(self, local_url: str | None) -> None:
-        delays = None
-        failures = 0
-        while True:
-            engine = self._new_engine(local_url)
-            try:
-                await engine.run()
-            except ConnectError as exc:
-                if self._quitting:
-                    return
-                if self._engine_connected:
-                    failures = 0  # it worked for a while: start counting again
-                limit = self.setup.reconnect_attempts
-                if not (self.sessions > 1 or self._engine_connected):
-                    raise  # the first session never opened: nothing to keep
-                if not exc.recoverable or failures >= limit:
-                    raise
-                failures += 1
-                if delays is None or self._engine_connected:
-                    delays = self._delays()
-                self._keep_transcript(engine, exc)
-                delay = next(delays)
-                self._set_connection_note(f"reconnecting (attempt {failures} of {limit})")
-                await asyncio.sleep(delay)
-                continue
-            if not self._quitting:
-                # The server ended the session without an error: show it, stay readable.
-                self._set_connection_note("closed by the server")
-                self.post_message(EngineNotice("The server closed the session.", "warning"))
-            return
-
-    def _delays(self) -> Any:
-        if self.setup.reconnect_delays is not None:
-            return iter(self.setup.reconnect_delays())
-        from voicecli.session import backoff
-
-        return backoff()
-
-    def _new_engine(self, local_url: str | None) -> TalkEngine:
+    async def _run_engine(self, local_url: str | None) -> None:
         engine = self.setup.new_engine(local_url)
-        self.sessions += 1
-        self._engine_connected = False
-        if self.sessions == 1:
-            for notice in self.setup.notices:
-                engine.notice(notice)
-        else:
-            engine.notice("Reconnected: a new session; the model does not remember the above.")
+        for notice in self.setup.notices:
+            engine.notice(notice)
         engine.subscribe(self._on_update)
         if self.setup.on_engine is not None:
             self.setup.on_engine(engine)
         self.engine = engine
-        self._dirty_transcript = True
-        return engine
-
-    def _keep_transcript(self, engine: TalkEngine, error: ConnectError) -> None:
-        """The lines of a session that dropped stay on screen above the next session's."""
-        prefix = f"s{self.sessions}:"
-        self._earlier += [
-            dataclasses.replace(line, key=prefix + line.key) for line in engine.transcript()
-        ]
-        self._earlier.append(
-            Line(key=f"{prefix}lost", kind=LineKind.ERROR, text=f"Connection lost: {error}.")
-        )
-        self._dirty_transcript = True
-        self.post_message(EngineNotice(f"Connection lost: {error}. Reconnecting…", "error"))
-
-    def _set_connection_note(self, note: str | None) -> None:
-        self._connection_note = note
+        try:
+            await engine.run()
+        except ConnectError as exc:
+            if self._quitting:
+                return
+            if not self._was_connected:
+                raise  # nothing to look at: the app ends with the error's one line
+            # The conversation stays readable; quitting then reports the error and its code.
+            self.lost = exc
+            engine.notice(f"Connection lost: {exc}. Press q to quit.", "error")
+            return
+        if not self._quitting:
+            self._connection_note = "closed by the server"
+            engine.notice("The server closed the session. Press q to quit.", "warning")
 
     def _on_update(self, update: Update) -> None:
         """Engine subscriber: runs inside the engine's work, so it only takes notes."""
@@ -225,8 +178,13 @@ class TalkApp(App[int]):
             self.post_message(EngineNotice(update.text, update.level, update.code))
         elif isinstance(update, ConnectionChanged):
             if update.status == "connected":
-                self._engine_connected = True
-                self._connection_note = None
+                self._was_connected = True
+            self._connection_detail = update.detail
+            if update.status in ("reconnecting", "renewing") and update.detail:
+                # A notification stays up for seconds; the status line may show a quick
+                # reconnect for a single frame only.
+                text = f"{update.status.capitalize()}: {update.detail}"
+                self.post_message(EngineNotice(text, "warning"))
             self.post_message(SessionStatus(update.status, update.detail))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -268,12 +226,19 @@ class TalkApp(App[int]):
             title=title or "",
             severity=_SEVERITY.get(message.level, "information"),  # type: ignore[arg-type]
             timeout=timeout,
+            markup=False,  # server text is not Rich markup ("[2.4 s of audio]")
         )
 
     def on_session_status(self, message: SessionStatus) -> None:
-        if message.status == "connected" and self.sessions > 1:
-            self.notify("Reconnected (a new session).", timeout=4)
         self.refresh_view()
+
+    def _connection_text(self, status: str) -> str | None:
+        """The status word with what the engine said about it (attempt n of m, in 2 s)."""
+        if self._connection_note:
+            return self._connection_note
+        if status in ("reconnecting", "renewing") and self._connection_detail:
+            return f"{status} ({self._connection_detail.split(':')[0]})"
+        return None
 
     # --- drawing -------------------------------------------------------------------------
 
@@ -287,7 +252,7 @@ class TalkApp(App[int]):
                 snap,
                 server=self.setup.server_label,
                 now=self.setup.wall_clock(),
-                connection=self._connection_note,
+                connection=self._connection_text(snap.connection),
             )
         )
         self.query_one("#state", Live).show(state_text(snap, ptt_style=self.setup.ptt_style))
@@ -299,7 +264,7 @@ class TalkApp(App[int]):
             ptt.display = wanted
         if self._dirty_transcript:
             self._dirty_transcript = False
-            self.query_one(TranscriptPane).sync(self._earlier + engine.transcript())
+            self.query_one(TranscriptPane).sync(engine.transcript())
         inspector = self.query_one(Inspector)
         if inspector.display:
             model = self.inspector_model
@@ -413,4 +378,6 @@ class TalkApp(App[int]):
                 await asyncio.wait_for(asyncio.shield(worker.wait()), 5)
             except Exception:  # a session that will not close (or failed) does not block quit
                 worker.cancel()
+        if self.fatal_error is None and self.lost is not None:
+            self.fatal_error = self.lost  # reported on the way out: one line, its exit code
         self.exit(return_code=self.fatal_error.exit_code if self.fatal_error else 0)

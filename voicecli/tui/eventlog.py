@@ -112,7 +112,7 @@ class InspectorModel:
         return [rows[index] for index in range(start, len(rows))]
 
 
-def format_row(row: Row, width: int = 200) -> str:
+def format_row(row: Row, width: int = 300) -> str:
     """One inspector line: local time with milliseconds, arrow, type, count, details."""
     stamp = time.strftime("%H:%M:%S", time.localtime(row.at)) + f".{int(row.at * 1000) % 1000:03d}"
     line = f"{stamp} {_ARROWS.get(row.direction, '?')} {row.type}"

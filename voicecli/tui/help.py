@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -22,26 +25,30 @@ _WHERE = {
 }
 
 
-def help_table(ptt_style: str = "toggle") -> Table:
-    table = Table(box=None, show_header=False, padding=(0, 2, 0, 0), expand=True)
-    table.add_column("key", style="bold cyan", no_wrap=True)
-    table.add_column("what it does", ratio=1)
+def help_table(ptt_style: str = "toggle") -> Group:
+    """Every key by where it works, then the mouse, then the push-to-talk style in use."""
+    parts: list[RenderableType] = []
     for where, title in _WHERE.items():
-        table.add_row(Text(title, "bold underline"), "")
-        for key in KEYS:
-            if key.where == where:
-                table.add_row(key.label, key.description)
-        table.add_row("", "")
-    table.add_row(Text("Mouse", "bold underline"), "")
-    for name, description in MOUSE:
-        table.add_row(name, description)
-    table.add_row("", "")
+        parts.append(Text(title, "bold underline"))
+        parts.append(_table((key.label, key.description) for key in KEYS if key.where == where))
+        parts.append(Text(""))
+    parts.append(Text("Mouse", "bold underline"))
+    parts.append(_table(MOUSE))
+    parts.append(Text(""))
     style = "toggle: press space to start, again to send"
     if ptt_style == "hold":
         style = "hold: keep space held down (the turn ends when its key repeats stop)"
-    table.add_row(
-        Text("Push-to-talk style", "bold"), f"{style} (config audio.ptt_style, --ptt-style)"
-    )
+    parts.append(Text("Push-to-talk style", "bold underline"))
+    parts.append(Text(f"{style} (config audio.ptt_style, flag --ptt-style)"))
+    return Group(*parts)
+
+
+def _table(rows: Iterable[tuple[str, str]]) -> Table:
+    table = Table(box=None, show_header=False, padding=(0, 2, 0, 0), expand=True)
+    table.add_column("key", style="bold cyan", no_wrap=True, min_width=14)
+    table.add_column("what it does", ratio=1)
+    for key, description in rows:
+        table.add_row(key, description)
     return table
 
 

@@ -71,8 +71,8 @@ KEYS: tuple[Key, ...] = (
 
 MOUSE = (
     (
-        "Talk button",
-        "In ptt mode, hold the on-screen Talk button with the mouse: talking starts when it is "
-        "pressed and the turn is sent when it is released.",
+        "Hold to talk",
+        "In ptt mode, hold the on-screen Hold to talk button with the mouse: talking starts "
+        "when it is pressed and the turn is sent when it is released.",
     ),
 )

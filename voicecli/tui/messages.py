@@ -25,8 +25,8 @@ class EngineNotice(Message):
 
 
 class SessionStatus(Message):
-    """The connection changed (connected, reconnecting, lost). Only the newest one matters,
-    so a queued one is replaced rather than handled twice."""
+    """The connection changed (connected, reconnecting, failed): redraw the status line now
+    rather than at the next tick. Only the newest matters, so a queued one is replaced."""
 
     def __init__(self, status: str, detail: str | None = None) -> None:
         super().__init__()

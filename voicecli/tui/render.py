@@ -83,18 +83,18 @@ def status_text(
     if snapshot.model:
         parts.append(snapshot.model)
     if snapshot.voice and not snapshot.text_only:
-        parts.append(f"voice {snapshot.voice}")
+        parts.append(snapshot.voice)
     mode = snapshot.mode.value
     if snapshot.mode is Mode.SEMANTIC:
         mode += f" ({snapshot.eagerness})"
-    parts.append("text only" if snapshot.text_only else f"mode {mode}")
+    parts.append("text only" if snapshot.text_only else mode)
     if not snapshot.text_only:
-        parts.append(f"echo guard {snapshot.echo_mode.value}")
+        parts.append(f"echo {snapshot.echo_mode.value}")
     left = time_left(snapshot.expires_at, now)
     if left:
         parts.append(left)
     for part in parts:
-        text.append("  │  ", "dim")
+        text.append(" │ ", "dim")
         text.append(part)
     return text
 
@@ -123,7 +123,7 @@ def _hint(snapshot: EngineSnapshot, ptt_style: str) -> str:
         return "m to unmute"
     if snapshot.recording:
         if snapshot.hold_source == "button":
-            return "release the Talk button to send"
+            return "release the button to send"
         if snapshot.hold_source == "keys":
             return "let go of space to send"
         return "space to send"
@@ -141,7 +141,7 @@ def level_dbfs(level: float) -> float:
     return max(-60.0, 20 * math.log10(level))
 
 
-def meter(label: str, level: float, width: int = 16, *, note: str = "") -> Text:
+def meter(label: str, level: float, width: int = 14, *, note: str = "") -> Text:
     """`mic ▕██████░░░░░░░░░░▏ -24 dB` on a -60..0 dBFS scale."""
     db = level_dbfs(level)
     filled = round((db + 60) / 60 * width)

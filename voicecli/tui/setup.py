@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -38,18 +38,13 @@ class TalkSetup:
     connection: ConnectionSettings | None = None
     """Model, dialect and timeouts for `local_server` (its url is replaced)."""
     make_audio: Callable[[], AudioBackend | None] = lambda: None
-    """A fresh backend per session (a reconnect needs a new one: a stopped backend is done).
-    Returning None runs without audio."""
+    """Makes the audio backend when the session starts; None runs without audio."""
     ptt_style: str = "toggle"
     """`toggle` (space starts and sends) or `hold` (key-repeat hold-to-talk)."""
     notices: tuple[str, ...] = ()
     """Lines shown at the top of the transcript (local demo server, laptop speakers hint)."""
     on_engine: Callable[[TalkEngine], None] | None = None
     """Called with each new engine before it runs (history recording subscribes here)."""
-    reconnect_attempts: int = 3
-    """After a recoverable drop: how many new sessions to try before giving up."""
-    reconnect_delays: Callable[[], Iterator[float]] | None = None
-    """Delays in seconds between attempts (an iterator factory); default `session.backoff`."""
     wall_clock: Callable[[], float] = time.time
     """For the time left in the session (tests freeze it)."""
     engine_clock: Callable[[], float] | None = None

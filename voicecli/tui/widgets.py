@@ -50,6 +50,11 @@ class _LineView(Static):
             self.line = line
             self.update(transcript_line(line))
 
+    @property
+    def text(self) -> str:
+        """The line as shown, in plain text."""
+        return transcript_line(self.line).plain
+
 
 class TranscriptPane(VerticalScroll):
     """The conversation, one widget per transcript line, keyed by `Line.key`.
@@ -97,6 +102,8 @@ class Inspector(VerticalScroll):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._body = Static("", id="inspector-body", markup=False)
         self._shown_version = -1
+        self.text = ""
+        """What it shows, in plain text."""
 
     def compose(self):  # type: ignore[no-untyped-def]
         yield self._body
@@ -105,13 +112,10 @@ class Inspector(VerticalScroll):
         if version == self._shown_version:
             return
         self._shown_version = version
-        width = max(40, self.size.width - 2)
-        self._body.update(Text("\n".join(format_row(row, width) for row in rows)))
+        # Rows are not cut to the pane: it scrolls sideways for the long ones.
+        self.text = "\n".join(format_row(row) for row in rows)
+        self._body.update(Text(self.text))
         self.call_after_refresh(self.scroll_end, animate=False)
-
-    @property
-    def text(self) -> str:
-        return str(self._body.render())
 
 
 class PttButton(Static):

@@ -1,0 +1,223 @@
+"""The real `voicecli talk` in a real terminal (tmux) on the virtual sound server.
+
+Each test starts `python -m voicecli talk` in a private tmux server (its own socket, 120x40),
+with the embedded local server (no API key), a clean HOME and the test PulseAudio server. It
+"speaks" by playing an espeak-ng sentence into the sound server and reads the screen with
+`tmux capture-pane`, like a user would.
+
+- Two sinks (the default): the client plays into `spk`, its microphone hears `mic` only.
+- One shared sink (echo tests): `PULSE_SOURCE=spk.monitor` makes the client record what it
+  plays itself, as laptop speakers next to a laptop microphone do.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests import pulse
+
+
+pytestmark = [
+    pytest.mark.tmux,
+    pytest.mark.audio,
+    pytest.mark.slow,
+    pytest.mark.skipif(not shutil.which("tmux"), reason="tmux is not installed"),
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class TalkInTmux:
+    """`voicecli talk ARGS` in its own tmux server; the pane stays open after it exits."""
+
+    def __init__(self, home: Path, args: list[str], env: dict[str, str] | None = None) -> None:
+        self.socket = f"voicecli-test-{os.getpid()}-{id(self)}"
+        self.home = home
+        home.mkdir(parents=True, exist_ok=True)
+        environment = {
+            "PULSE_SERVER": pulse.SERVER,
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / "config"),
+            "XDG_DATA_HOME": str(home / "data"),
+            "XDG_STATE_HOME": str(home / "state"),
+            "PYTHONPATH": str(ROOT),
+            **(env or {}),
+        }
+        command = " ".join(
+            [f"'{sys.executable}'", "-m", "voicecli", "talk", *(f"'{a}'" for a in args)]
+        )
+        self._tmux(
+            "new-session",
+            "-d",
+            "-s",
+            "talk",
+            "-x",
+            "120",
+            "-y",
+            "40",
+            "-c",
+            str(home),
+            *[part for name, value in environment.items() for part in ("-e", f"{name}={value}")],
+            f'{command}; echo "EXIT=$?"; sleep 600',
+        )
+
+    def _tmux(self, *args: str) -> str:
+        result = subprocess.run(
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=10
+        )
+        return result.stdout
+
+    def screen(self) -> str:
+        return self._tmux("capture-pane", "-p", "-t", "talk")
+
+    def keys(self, *keys: str) -> None:
+        self._tmux("send-keys", "-t", "talk", *keys)
+
+    def wait_for(self, predicate: Callable[[str], object], timeout: float = 15.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if predicate(screen):
+                return screen
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out after {timeout} s; the screen shows:\n{screen}")
+            time.sleep(0.1)
+
+    def state(self, screen: str) -> str:
+        match = re.search(r"(◌ connecting…|[○◉●◌♪⊘] [A-Z][A-Z ]+[A-Z])", screen)
+        return match.group(1) if match else ""
+
+    def watch(self, done: Callable[[str], object], timeout: float = 20.0) -> tuple[list[str], str]:
+        """Distinct states shown, in order, until `done(screen)`; and the last screen."""
+        states: list[str] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            state = self.state(screen)
+            if state and (not states or states[-1] != state):
+                states.append(state)
+            if done(screen):
+                return states, screen
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out; states {states}; the screen shows:\n{screen}")
+            time.sleep(0.05)
+
+    def quit(self) -> str:
+        self.keys("q")
+        return self.wait_for(lambda screen: "EXIT=" in screen, timeout=10)
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+
+    def __enter__(self) -> TalkInTmux:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def transcript(screen: str) -> list[str]:
+    """The conversation lines inside the pane's box."""
+    rows = [row.strip("│ ").rstrip() for row in screen.splitlines() if row.startswith("│")]
+    return [row for row in rows if row]
+
+
+def rms_over_time(raw: Path, window_s: float = 0.1) -> np.ndarray:
+    samples = np.frombuffer(raw.read_bytes(), "<i2").astype(np.float32)
+    size = int(24000 * window_s)
+    count = len(samples) // size
+    blocks = samples[: count * size].reshape(count, size)
+    return np.sqrt(np.mean(blocks * blocks, axis=1)) / 32768
+
+
+def test_real_talk_hears_a_spoken_turn_and_answers(
+    sound_server: str, speech_wav: Path, tmp_path: Path
+) -> None:
+    speaker = tmp_path / "speaker.raw"
+    recorder = pulse.record_monitor("spk", speaker)
+    try:
+        with TalkInTmux(tmp_path / "home", ["--responder", "echo", "--pace", "1"]) as talk:
+            talk.wait_for(lambda s: "● connected" in s and "LISTENING" in s)
+            first = talk.screen()
+            pulse.play_into_mic(speech_wav).wait(timeout=15)
+            states, screen = talk.watch(
+                lambda s: "turn 1 (voice)" in s and "◉ LISTENING" in s, timeout=20
+            )
+            lines = transcript(screen)
+            after = talk.quit()
+    finally:
+        recorder.terminate()
+        recorder.wait(timeout=5)
+
+    assert "local demo server — no API key; replies are synthetic" in first
+    assert "local demo server │ ga │ gpt-realtime │ alloy │ vad │ echo gate" in first
+    for expected in ("● YOU ARE SPEAKING", "♪ ASSISTANT SPEAKING"):
+        assert expected in states, states
+    assert states.index("● YOU ARE SPEAKING") < states.index("♪ ASSISTANT SPEAKING")
+    assert states[-1] == "◉ LISTENING"
+    user = [line for line in lines if line.startswith("You: ")]
+    assistant = [line for line in lines if line.startswith("Assistant: ")]
+    assert len(user) == 1 and re.fullmatch(r"You: \[2\.\d s of audio\]", user[0]), lines
+    assert len(assistant) == 1 and assistant[0].startswith("Assistant: Echo of 2."), lines
+    assert lines.index(user[0]) < lines.index(assistant[0])
+    # The reply really reached the speaker: about as long as the question, and loud.
+    loud = rms_over_time(speaker) > 0.01
+    assert 1.5 <= loud.sum() * 0.1 <= 6.0
+    assert "EXIT=0" in after and "Traceback" not in after
+
+
+def run_echo_session(home: Path, speech_wav: Path, guard: str, settle_s: float) -> str:
+    """Speak once into the shared sink; return the screen `settle_s` after the first reply."""
+    args = ["--responder", "echo", "--pace", "1", "--echo-guard", guard, "--no-history"]
+    with TalkInTmux(home, args, env={"PULSE_SOURCE": "spk.monitor"}) as talk:
+        talk.wait_for(lambda s: "● connected" in s and "LISTENING" in s)
+        # The user talks in the room: the speaker and the microphone share the air.
+        subprocess.run(
+            ["paplay", "--server", pulse.SERVER, "--device=spk", str(speech_wav)],
+            check=True,
+            timeout=15,
+        )
+        talk.wait_for(lambda s: "turn 1 (voice)" in s, timeout=20)
+        time.sleep(settle_s)
+        screen = talk.screen()
+        talk.quit()
+    return screen
+
+
+def test_echo_guard_keeps_the_assistant_from_answering_itself(
+    sound_server: str, speech_wav: Path, tmp_path: Path
+) -> None:
+    # Without a guard the echo responder's reply (the user's own words played back) is heard
+    # by the microphone and starts the next turn, and so on: the model answers itself.
+    unguarded = run_echo_session(tmp_path / "off", speech_wav, "off", settle_s=5.0)
+    # With the gate the microphone passes only what is clearly louder than the playback.
+    guarded = run_echo_session(tmp_path / "gate", speech_wav, "gate", settle_s=5.0)
+
+    unguarded_users = [line for line in transcript(unguarded) if line.startswith("You: ")]
+    assert len(unguarded_users) >= 2, unguarded
+
+    guarded_users = [line for line in transcript(guarded) if line.startswith("You: ")]
+    assert len(guarded_users) == 1, guarded
+    assert "turn 1 (voice)" in guarded and "◉ LISTENING" in guarded
+
+
+def test_a_session_that_cannot_open_ends_with_one_line_and_exit_2(tmp_path: Path) -> None:
+    with TalkInTmux(tmp_path / "home", ["--text-only", "--url", "ws://127.0.0.1:9/"]) as talk:
+        screen = talk.wait_for(lambda s: "EXIT=" in s, timeout=20)
+
+    lines = [line for line in screen.splitlines() if line.strip()]
+    exit_at = next(i for i, line in enumerate(lines) if line.startswith("EXIT="))
+    assert lines[exit_at] == "EXIT=2"
+    message = lines[exit_at - 1]
+    assert message.startswith("voicecli: ") and "127.0.0.1:9" in message, screen
+    assert "Traceback" not in screen
