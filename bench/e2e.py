@@ -71,6 +71,7 @@ Row = tuple[str, str, str]
 
 _TYPE = re.compile(r'"type":\s*"([^"]+)"')
 _RESPONSE_ID = re.compile(r'"response_id":\s*"([^"]+)"')
+_ITEM_ID = re.compile(r'"item_id":\s*"([^"]+)"')
 _DELTA_TYPES = ("response.output_audio.delta", "response.audio.delta")
 _SERVER_LOGGED = (
     "input_audio_buffer.speech_started",
@@ -215,8 +216,10 @@ class Probe:
 
     received: list[tuple[float, str, str]] = field(default_factory=list)
     """(arrival, type, response_id) of interesting frames, from the receive tap."""
-    plays: list[float] = field(default_factory=list)
-    """When each chunk of assistant PCM was handed to `AudioBackend.play()`."""
+    plays: list[tuple[float, str]] = field(default_factory=list)
+    """(when, item_id) of each chunk of assistant PCM handed to `AudioBackend.play()`."""
+    delta_items: list[str] = field(default_factory=list)
+    """The item_id of each audio delta received, in the order of `received`'s deltas."""
     upstream_ms: list[float] = field(default_factory=list)
     """Mic block's last sample captured -> its append frame handed to the socket."""
     engine_upstream_ms: list[float] = field(default_factory=list)
@@ -234,6 +237,9 @@ class Probe:
             response = found.group(1) if found else ""
             if kind == "response.created":  # the id is the response object's
                 response = _response_object_id(text)
+            if kind in _DELTA_TYPES:
+                item = _ITEM_ID.search(head) or _ITEM_ID.search(text)
+                self.delta_items.append(item.group(1) if item else "")
             self.received.append((now, kind, response))
 
     def on_sent(self, text: str) -> None:
@@ -261,7 +267,7 @@ def probed_backend(cls: type, probe: Probe) -> type:
 
     class Probed(cls):  # type: ignore[valid-type, misc]
         def play(self, pcm: bytes, item_id: str, content_index: int) -> None:
-            probe.plays.append(time.monotonic())
+            probe.plays.append((time.monotonic(), item_id))
             super().play(pcm, item_id, content_index)
 
         async def mic_blocks(self):  # type: ignore[no-untyped-def]
@@ -386,6 +392,7 @@ class Conversation:
     rss_kib: list[int]
     hwm_kib: int
     stalls_ms: list[float]
+    audio_lost: str | None = None
 
 
 async def duplex_conversation(seconds: float) -> Conversation:
@@ -431,7 +438,7 @@ async def duplex_conversation(seconds: float) -> Conversation:
             rss.append(status_kib("VmRSS"))
         await speaking_task
         cpu1, server_cpu1, wall1 = cpu_seconds(), server.cpu_seconds(), time.monotonic()
-        print("DEBUG", engine.snapshot().audio_lost, backend.stats(), file=sys.stderr)
+        audio_lost = engine.snapshot().audio_lost
         await heartbeat.stop()
         engine.stop()
         await task
@@ -449,6 +456,7 @@ async def duplex_conversation(seconds: float) -> Conversation:
         rss_kib=rss,
         hwm_kib=hwm,
         stalls_ms=heartbeat.lateness_ms,
+        audio_lost=audio_lost,
     )
 
 
@@ -462,11 +470,12 @@ def conversation_rows(run: Conversation) -> list[Row]:
     rows.append(
         (
             "Duplex conversation",
-            f"{run.seconds:.0f} s, {run.turns_spoken} turns spoken, {completed} replies "
-            f"completed",
+            f"{run.seconds:.0f} s, {run.turns_spoken} turns spoken, {completed} replies completed",
             f"{run.audio}; echo responder at real-time pace, server in its own process",
         )
     )
+    if run.audio_lost:
+        rows.append(("WARNING: audio device lost mid-run", run.audio_lost, "figures unreliable"))
     rows.append(
         (
             "Upstream: mic block captured -> append frame sent",
@@ -484,23 +493,15 @@ def conversation_rows(run: Conversation) -> list[Row]:
                 f"{len(delivery)} audio deltas; loopback TCP + websockets + loop wake-up",
             )
         )
-    if len(deltas_received) == len(probe.plays):
-        handed = [(p - r) * 1000 for r, p in zip(deltas_received, probe.plays, strict=True)]
-        rows.append(
-            (
-                "Delta received -> PCM handed to AudioBackend.play()",
-                stats_ms(handed),
-                "decode + event queue + engine + turn policy, per delta",
-            )
+    handed = _delta_to_play_ms(deltas_received, probe.delta_items, probe.plays)
+    rows.append(
+        (
+            "Delta received -> PCM handed to AudioBackend.play()",
+            stats_ms(handed),
+            f"{len(handed)} of {len(deltas_received)} deltas matched (per item, in order); "
+            "decode + event queue + engine + turn policy",
         )
-    else:
-        rows.append(
-            (
-                "Delta received -> PCM handed to AudioBackend.play()",
-                "not matched",
-                f"{len(deltas_received)} deltas received, {len(probe.plays)} plays",
-            )
-        )
+    )
     created_gap, first_gap, ss_delivery = [], [], []
     server_by_response = _per_response(server)
     client_by_response = _per_response(probe.received)
@@ -566,6 +567,55 @@ def conversation_rows(run: Conversation) -> list[Row]:
     return rows
 
 
+def per_turn_table(run: Conversation) -> str:
+    """The conversation's turns one by one: the server's view and the client's, in ms from
+    speech_stopped (server: when it sent each event; client: when each arrived)."""
+    server = _per_response(run.server_events)
+    client = _per_response(run.probe.received)
+    ttfa = {turn.response_id: turn.ttfa_ms for turn in run.turns}
+    lines = [
+        "| Turn | response.created server / client | first delta server / client | "
+        "first sample played (client) |",
+        "|---|---|---|---|",
+    ]
+    for number, (response, seen) in enumerate(client.items(), start=1):
+        sent = server.get(response, {})
+        if "speech_stopped" not in seen or "speech_stopped" not in sent:
+            continue
+
+        def gap(times: dict[str, float], name: str) -> str:
+            if name not in times:
+                return "-"
+            return f"{(times[name] - times['speech_stopped']) * 1000:.2f}"
+
+        played = ttfa.get(response)
+        lines.append(
+            f"| {number} | {gap(sent, 'response.created')} / {gap(seen, 'response.created')} | "
+            f"{gap(sent, 'delta')} / {gap(seen, 'delta')} | "
+            f"{'-' if played is None else f'{played:.1f}'} |"
+        )
+    return "\n".join(lines)
+
+
+def _delta_to_play_ms(
+    arrivals: list[float], items: list[str], plays: list[tuple[float, str]]
+) -> list[float]:
+    """The k-th delta of an item is the k-th `play()` of that item (the engine plays every
+    delta once, in order, unless the user interrupted the response)."""
+    played: dict[str, list[float]] = {}
+    for at, item in plays:
+        played.setdefault(item, []).append(at)
+    seen: dict[str, int] = {}
+    result = []
+    for at, item in zip(arrivals, items, strict=True):
+        index = seen.get(item, 0)
+        seen[item] = index + 1
+        times = played.get(item, [])
+        if index < len(times):
+            result.append((times[index] - at) * 1000)
+    return result
+
+
 def _per_response(events: list[tuple[float, str, str]]) -> dict[str, dict[str, float]]:
     """For each response: when its speech_stopped, response.created and first delta went by.
 
@@ -623,7 +673,11 @@ def decode_rows(count: int) -> list[Row]:
             {
                 "type": "response.created",
                 "event_id": "e",
-                "response": {"id": "resp_1", "object": "realtime.response", "status": "in_progress"},
+                "response": {
+                    "id": "resp_1",
+                    "object": "realtime.response",
+                    "status": "in_progress",
+                },
             }
         )
     )
@@ -684,7 +738,7 @@ async def burst_rows(audio_seconds: float) -> list[Row]:
     received = [t for t, kind, _ in probe.received if kind in _DELTA_TYPES]
     span = received[-1] - received[0]
     send_span = sent[-1] - sent[0]
-    handed = probe.plays[-1] - received[0] if probe.plays else float("nan")
+    handed = probe.plays[-1][0] - received[0] if probe.plays else float("nan")
     return [
         (
             f"Burst: {audio_seconds:g} s of reply audio sent at once, through the client",
@@ -700,13 +754,14 @@ async def burst_rows(audio_seconds: float) -> list[Row]:
 # --- the table ------------------------------------------------------------------------------------
 
 
-async def run(quick: bool) -> list[Row]:
+async def run(quick: bool) -> tuple[list[Row], str]:
+    """The table's rows, and the per-turn table of the conversation (Markdown)."""
     seconds = 15.0 if quick else 60.0
     conversation = await duplex_conversation(seconds)
     rows = conversation_rows(conversation)
     rows += decode_rows(2000 if quick else 20000)
     rows += await burst_rows(60.0 if quick else 300.0)
-    return rows
+    return rows, per_turn_table(conversation)
 
 
 def render(rows: list[Row], elapsed: float | None = None) -> str:
@@ -722,13 +777,26 @@ def render(rows: list[Row], elapsed: float | None = None) -> str:
     return "\n".join(lines) + tail
 
 
-def results_text(rows: list[Row], elapsed: float, command: str) -> str:
+def load_note(load: tuple[float, float, float]) -> str:
+    """The load average when the run began: other work on the machine skews the figures."""
+    return f"load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1/5/15 min) at the start"
+
+
+def results_text(
+    rows: list[Row], turns: str, elapsed: float, command: str, load: tuple[float, float, float]
+) -> str:
     today = datetime.date.today().isoformat()
     return (
-        f"# End-to-end benchmarks\n\n`{command}`, {today}.\n\nMachine: {machine()}.\n\n"
+        f"# End-to-end benchmarks\n\n`{command}`, {today}.\n\nMachine: {machine()}; "
+        f"{load_note(load)}.\n\n"
         "Definitions: see the docstring of `bench/e2e.py`. Client and server run in separate "
         "processes on this machine; times are CLOCK_MONOTONIC in both.\n\n"
-        f"{render(rows, elapsed)}"
+        f"{render(rows, elapsed)}\n"
+        "## Per turn of the duplex conversation\n\n"
+        "Milliseconds from `input_audio_buffer.speech_stopped`: when the server sent each event "
+        "vs when the client received it (each side measured from its own view of "
+        "speech_stopped), and when the client played the reply's first sample.\n\n"
+        f"{turns}\n"
     )
 
 
@@ -747,11 +815,14 @@ def main(argv: list[str] | None = None) -> int:
         serve(args.log, args.responder, args.script, args.pace)
         return 0
     from bench.audio import ensure_sound_server
+    from bench.run import use_private_sound_server
 
+    use_private_sound_server()
     started_pid = ensure_sound_server()
+    load = os.getloadavg()
     started = time.monotonic()
     try:
-        rows = asyncio.run(run(args.quick))
+        rows, turns = asyncio.run(run(args.quick))
     finally:
         if started_pid:
             from tests import pulse
@@ -759,10 +830,11 @@ def main(argv: list[str] | None = None) -> int:
             pulse.stop(started_pid)
     elapsed = time.monotonic() - started
     print(render(rows, elapsed))
+    print(turns)
     if not args.no_write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         command = ".venv/bin/python -m bench.e2e" + (" --quick" if args.quick else "")
-        RESULTS.write_text(results_text(rows, elapsed, command))
+        RESULTS.write_text(results_text(rows, turns, elapsed, command, load))
     return 0
 
 

@@ -64,27 +64,42 @@ async def stop_recording(recorder: object) -> None:
     await asyncio.to_thread(recorder.wait, 5)  # type: ignore[attr-defined]
 
 
+async def loop_through(signal: np.ndarray, item: str, **options: object) -> RealBackend:
+    """Play `signal` and capture the speaker's monitor with one backend (PULSE_SOURCE set)."""
+    backend = RealBackend(**options)  # type: ignore[arg-type]
+    await backend.start()
+    backend.captured = []  # type: ignore[attr-defined]
+    task = asyncio.create_task(collect(backend, backend.captured, []))  # type: ignore[attr-defined]
+    try:
+        play_all(backend, signal, item)
+        assert await backend.drain(timeout=10)
+        await asyncio.sleep(0.3)
+    finally:
+        await backend.stop()
+        await task
+    return backend
+
+
+def glitched(backend: RealBackend) -> bool:
+    """PortAudio reported an xrun: on a starved machine the sound server itself dropped audio."""
+    stats = backend.stats()
+    return stats.device_underflows > 0 or stats.overflows > 0
+
+
 async def test_speech_played_arrives_bit_exact_through_capture(
     sound_server: str, speech_wav: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PULSE_SOURCE", "spk.monitor")  # the mic hears the speaker
     speech = read_wav(speech_wav)
-    backend = RealBackend()
-    await backend.start()
-    blocks: list[MicBlock] = []
-    task = asyncio.create_task(collect(backend, blocks, []))
-    try:
-        play_all(backend, speech, "item_1")
-        assert await backend.drain(timeout=10)
-        await asyncio.sleep(0.2)
-    finally:
-        await backend.stop()
-        await task
-    captured = pcm_of(blocks)
     mark, offset = landmark(speech, 0)
-    start = find(captured, mark) - offset
-    assert start >= 0, "speech not found in the capture"
-    assert np.array_equal(captured[start : start + speech.size], speech)
+    for _attempt in range(2):  # a second try only if PortAudio reported a device glitch
+        backend = await loop_through(speech, "item_1")
+        captured = pcm_of(backend.captured)  # type: ignore[attr-defined]
+        start = find(captured, mark) - offset
+        exact = start >= 0 and np.array_equal(captured[start : start + speech.size], speech)
+        if exact or not glitched(backend):
+            break
+    assert exact, f"speech not bit-exact in the capture (found at {start})"
     stats = backend.stats()
     assert stats.callback_errors == 0 and stats.underruns == 0
     assert backend.played_ms("item_1", 0) == speech.size * 1000 // RATE
@@ -253,27 +268,23 @@ async def test_devices_that_refuse_24k_are_opened_at_their_rate_and_resampled(
 ) -> None:
     monkeypatch.setenv("PULSE_SOURCE", "spk.monitor")
     speech = read_wav(speech_wav)
-    backend = RealBackend(input_rate=48000, output_rate=48000)
-    await backend.start()
-    blocks: list[MicBlock] = []
-    task = asyncio.create_task(collect(backend, blocks, []))
-    try:
-        play_all(backend, speech, "item_r")
-        assert await backend.drain(timeout=10)
-        await asyncio.sleep(0.3)
-    finally:
-        await backend.stop()
-        await task
+    reference = speech.astype(np.float64)
+    for _attempt in range(2):  # a second try only if PortAudio reported a device glitch
+        backend = await loop_through(speech, "item_r", input_rate=48000, output_rate=48000)
+        blocks = backend.captured  # type: ignore[attr-defined]
+        captured = pcm_of(blocks).astype(np.float64)
+        correlation = np.correlate(captured, reference[2400 : 4800 + 2400], mode="valid")
+        lag = int(np.argmax(correlation)) - 2400
+        aligned = captured[lag : lag + reference.size]
+        similarity = (
+            np.dot(aligned, reference) / np.linalg.norm(aligned) / np.linalg.norm(reference)
+        )
+        if similarity > 0.99 or not glitched(backend):
+            break
+    assert similarity > 0.99
     stats = backend.stats()
     assert (stats.input_rate, stats.output_rate) == (48000, 48000)
     assert {len(block.pcm) for block in blocks} == {960}  # still 24 kHz, 20 ms
-    captured = pcm_of(blocks).astype(np.float64)
-    reference = speech.astype(np.float64)
-    correlation = np.correlate(captured, reference[2400 : 4800 + 2400], mode="valid")
-    lag = int(np.argmax(correlation)) - 2400
-    aligned = captured[lag : lag + reference.size]
-    similarity = np.dot(aligned, reference) / np.linalg.norm(aligned) / np.linalg.norm(reference)
-    assert similarity > 0.99
     assert abs(backend.played_ms("item_r", 0) - speech.size * 1000 // RATE) <= 5
 
 

@@ -169,3 +169,17 @@ def test_unsupported_settings_are_one_line(sound_server: str) -> None:
     message = str(exc.value)
     assert message.startswith("cannot open output device 1 'default' at 7 Hz: Invalid sample rate")
     assert "\n" not in message
+
+
+async def test_backend_opens_devices_chosen_by_name_or_index(sound_server: str) -> None:
+    from voicecli.audio import RealBackend
+
+    backend = RealBackend(input_device="PULS", output_device="0")
+    await backend.start()
+    try:
+        assert backend.capture is not None and backend.capture.device.name == "pulse"
+        assert backend.playback is not None and backend.playback.device.index == 0
+    finally:
+        await backend.stop()
+    with pytest.raises(AudioError, match="no input device matches 'nosuch'"):
+        await RealBackend(input_device="nosuch").start()

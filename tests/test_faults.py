@@ -50,6 +50,9 @@ FAST_RECONNECT = ReconnectSettings(
     attempts=3, initial_delay_s=0.05, min_delay_s=0.05, max_delay_s=0.2, stable_after_s=5.0
 )
 LONG_REQUEST = "tell me a long story about the sea, the wind and the little boats"
+"""Its echo reply lasts about 5 s at real-time pace."""
+SHORT_REQUEST = "tell me about the sea and the wind"
+"""About 3 s."""
 EVENTS_OF_A_TYPED_TURN = 42
 """Server events on a fresh GA connection up to the end of the echo reply to
 `remember the word pineapple` (session.created ... rate_limits.updated)."""
@@ -119,8 +122,8 @@ class Talk:
         return policy.connected and not policy.playing and not policy.response_active
 
     async def turn(self, text: str, timeout: float = 10.0) -> None:
-        """Type `text` and wait for the whole reply."""
-        await self.ready()
+        """Type `text` once the previous reply has been heard out; wait for the whole reply."""
+        await self.until(self.idle, timeout)
         self.engine.send_text(text)
         await self.until(lambda: self.line(LineKind.ASSISTANT, self.reply_to(text)), timeout)
 
@@ -423,11 +426,11 @@ async def test_audio_device_disappears_mid_response(tmp_path: Path) -> None:
     async with LocalServer(options) as server:
         talk = Talk(server, tmp_path, audio)
         await talk.ready()
-        talk.engine.send_text(LONG_REQUEST)
+        talk.engine.send_text(SHORT_REQUEST)
         await talk.until(lambda: heard_ms(talk, audio) > 300)
         audio.unplug()
         await talk.until(lambda: talk.engine.snapshot().audio_lost)
-        await talk.until(lambda: talk.line(LineKind.ASSISTANT, talk.reply_to(LONG_REQUEST)))
+        await talk.until(lambda: talk.line(LineKind.ASSISTANT, talk.reply_to(SHORT_REQUEST)))
         await talk.turn("can you still hear me?")
         view = talk.server_view()
         shown = talk.shown()
@@ -437,8 +440,8 @@ async def test_audio_device_disappears_mid_response(tmp_path: Path) -> None:
     [notice] = talk.of(NoticeAdded)
     assert "Audio device lost" in notice.text and "typing still works" in notice.text
     assert view == [
-        ("user", LONG_REQUEST),
-        ("assistant", talk.reply_to(LONG_REQUEST)),
+        ("user", SHORT_REQUEST),
+        ("assistant", talk.reply_to(SHORT_REQUEST)),
         ("user", "can you still hear me?"),
         ("assistant", "You said: can you still hear me?"),
     ]

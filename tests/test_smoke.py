@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import make_speech
 from voicecli.cli import main
 from voicecli.history.store import HistoryStore
+from voicecli.server import LocalServer, ServerOptions
 
 
 SCHEMA = json.loads(
@@ -278,9 +279,7 @@ def test_realtime_vad_turn_with_echo_responder(
 
 def test_history_records_the_run(sandbox: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = sandbox / "history.sqlite3"
-    code, _, _ = smoke(
-        capsys, "--history-path", str(db), "--pace", "fast", "--text", "Remember me"
-    )
+    code, _, _ = smoke(capsys, "--history-path", str(db), "--pace", "fast", "--text", "Remember me")
     assert code == 0
     with HistoryStore.open(db, create=False) as store:
         (conversation,) = store.conversations()
@@ -312,6 +311,11 @@ def test_history_records_the_run(sandbox: Path, capsys: pytest.CaptureFixture[st
             "voicecli: script nope.jsonl does not exist\n",
         ),
         (
+            ("--text", "a", "--responder", "scripted"),
+            "voicecli: the scripted local server needs its reply script: set [local_server] "
+            "script in the config or VOICECLI_LOCAL_SERVER_SCRIPT\n",
+        ),
+        (
             ("--text", "a", "--server", "openai"),
             "voicecli: server = openai needs an API key: set OPENAI_API_KEY in the environment "
             "or in .env, or use --server local\n",
@@ -338,9 +342,7 @@ def test_bad_timeout_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> Non
     )
 
 
-def test_short_wav_is_refused(
-    sandbox: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_short_wav_is_refused(sandbox: Path, capsys: pytest.CaptureFixture[str]) -> None:
     short = sandbox / "click.wav"
     with wave.open(str(short), "wb") as out:
         out.setnchannels(1)
@@ -349,7 +351,69 @@ def test_short_wav_is_refused(
         out.writeframes(bytes(48 * 50))
     code, _, err = smoke(capsys, "--no-history", "--wav", str(short))
     assert code == 2
-    assert err == (
-        f"voicecli: --wav: {short} holds 50 ms of audio; a turn needs at least 100 ms\n"
-    )
+    assert err == (f"voicecli: --wav: {short} holds 50 ms of audio; a turn needs at least 100 ms\n")
 
+
+async def test_connection_lost_mid_turn_is_exit_2_with_the_turn_marked(tmp_path: Path) -> None:
+    from voicecli.config import load_config
+    from voicecli.connect import Target
+    from voicecli.server import Faults
+    from voicecli.session import ConnectionSettings
+    from voicecli.smoke.report import TurnResult
+    from voicecli.smoke.runner import run_smoke
+    from voicecli.smoke.script import TurnSpec
+
+    config = load_config({}, env={"HOME": str(tmp_path)}, dotenv_path=None)
+    results = [TurnResult(1, TurnSpec("text", "hi")), TurnResult(2, TurnSpec("text", "again"))]
+    # Dropped (no close frame) in the middle of the first reply.
+    options = ServerOptions(pace=0, faults=Faults(close_after_events=12))
+    async with LocalServer(options) as server:
+        target = Target("url", server.url, ConnectionSettings(url=server.url))
+        report = await run_smoke(
+            config, target, results, {}, realtime=False, timeout_s=5, out_dir=None
+        )
+    assert report.exit_code == 2
+    assert report.error == (
+        "the server closed the connection (code 1006, connection dropped without a close frame)"
+    )
+    assert [turn.status for turn in report.turns] == ["error", "not_run"]
+    assert report.turns[0].note == f"the session failed: {report.error}"
+    jsonschema.Draft202012Validator(SCHEMA).validate(report.as_json())
+
+
+async def test_connection_lost_while_streaming_a_wav_does_not_hang(
+    tmp_path: Path, speech_wav: Path
+) -> None:
+    import asyncio
+
+    from voicecli.audio.wav import read_wav
+    from voicecli.config import load_config
+    from voicecli.connect import Target
+    from voicecli.server import Faults
+    from voicecli.session import ConnectionSettings
+    from voicecli.smoke.report import TurnResult
+    from voicecli.smoke.runner import run_smoke
+    from voicecli.smoke.script import TurnSpec
+
+    config = load_config({}, env={"HOME": str(tmp_path)}, dotenv_path=None)
+    results = [TurnResult(1, TurnSpec("wav", str(speech_wav)))]
+    # session.created, session.updated, speech_started: then the TCP connection drops while
+    # the WAV is still streaming at real-time pace.
+    options = ServerOptions(faults=Faults(close_after_events=3))
+    async with LocalServer(options) as server:
+        target = Target("url", server.url, ConnectionSettings(url=server.url))
+        report = await asyncio.wait_for(
+            run_smoke(
+                config,
+                target,
+                results,
+                {0: read_wav(speech_wav)},
+                realtime=True,
+                timeout_s=5,
+                out_dir=None,
+            ),
+            timeout=10,
+        )
+    assert report.exit_code == 2 and "1006" in (report.error or "")
+    assert report.turns[0].status == "error"
+    assert report.duration_s < 1.5  # it did not wait for the rest of the 2 s WAV

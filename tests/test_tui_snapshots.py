@@ -67,9 +67,11 @@ async def after_one_typed_turn(pilot: Pilot[Any]) -> None:
     await wait_for(pilot, lambda: app.engine.metrics.turns)
     await wait_for(
         pilot,
-        lambda: app.engine.snapshot().state is State.LISTENING
-        and app.engine.snapshot().out_level == 0
-        and not any(line.pending or line.streaming for line in app.engine.transcript()),
+        lambda: (
+            app.engine.snapshot().state is State.LISTENING
+            and app.engine.snapshot().out_level == 0
+            and not any(line.pending or line.streaming for line in app.engine.transcript())
+        ),
     )
     await pilot.press("escape")
     app.refresh_view()

@@ -136,7 +136,9 @@ async def check_portaudio(ctx: Context) -> str:
                 "the PortAudio library is not installed",
                 PORTAUDIO_INSTALL.split("; ", 1)[1],
             ) from None
-        raise CheckFailed(str(exc), "reinstall PortAudio (libportaudio2 on Debian/Ubuntu)") from None
+        raise CheckFailed(
+            str(exc), "reinstall PortAudio (libportaudio2 on Debian/Ubuntu)"
+        ) from None
     ctx.sounddevice = sd
     return str(sd.get_portaudio_version()[1])
 
@@ -285,7 +287,9 @@ async def check_server(ctx: Context) -> str:
         # The echo responder needs nothing (no espeak-ng, no script) to answer a handshake.
         target = plan_target(config, local_responder="echo")
     except VoiceCliError as exc:
-        raise CheckFailed(str(exc), "fix the url or server setting (see 'voicecli config show')")
+        raise CheckFailed(
+            str(exc), "fix the url or server setting (see 'voicecli config show')"
+        ) from None
     ctx.target = target
     if target.local_server is not None:
         try:
@@ -322,8 +326,10 @@ async def check_server(ctx: Context) -> str:
             "check the url (wss:// needs a TLS server) and any TLS-intercepting proxy",
         ) from None
     except OSError as exc:
-        detail = "connection refused" if isinstance(exc, ConnectionRefusedError) else (
-            exc.strerror or str(exc)
+        detail = (
+            "connection refused"
+            if isinstance(exc, ConnectionRefusedError)
+            else (exc.strerror or str(exc))
         )
         raise CheckFailed(
             f"cannot reach {host}:{port}: {detail}",
@@ -360,10 +366,12 @@ async def check_handshake(ctx: Context) -> str:
     except BetaShapeDisabled:
         raise CheckFailed(
             "the server refused the beta dialect (close 4000 beta_api_shape_disabled)",
-            "use the GA dialect: --dialect ga, or dialect = \"ga\" in [connection]",
+            'use the GA dialect: --dialect ga, or dialect = "ga" in [connection]',
         ) from None
     except AuthError as exc:
-        raise CheckFailed(str(exc), "check OPENAI_API_KEY (and that the key has realtime access)")
+        raise CheckFailed(
+            str(exc), "check OPENAI_API_KEY (and that the key has realtime access)"
+        ) from None
     except HandshakeError as exc:
         raise CheckFailed(str(exc), "check that the url is a realtime endpoint") from None
     except UnreachableError as exc:

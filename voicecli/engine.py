@@ -438,6 +438,7 @@ class TalkEngine:
         """Wall-clock time from which to renew at the next turn boundary."""
         self._renew_now = asyncio.Event()
         self._mic_loud_at = -1e9
+        self._prebuffer_s = 0.0
         self.reconnects = 0
         """New sessions opened after the first (reconnects and renewals)."""
         self.recording: SessionRecording | None = None
@@ -472,6 +473,10 @@ class TalkEngine:
         live = self.session.client.conversation if self.session else self._empty_conversation
         if not self._earlier:
             return live
+        if self._replayed.waiting:
+            # The session applies events before we see them: look at every item it has.
+            for item in live.items:
+                self._replayed.observe(item)
         return JoinedConversation(self._earlier, live, self._replayed.ids)
 
     def transcript(self) -> list[Line]:
@@ -881,11 +886,15 @@ class TalkEngine:
         now = self._clock()
         played = self._played_ms if self._audio_ok else None
         self._act(self.policy.tick(now, played))
+        if self.audio is not None and not self._audio_ok and self.policy.playing:
+            # The speaker is gone: audio arriving now is never heard, nothing is "playing".
+            self._act(self.policy.on_audio_lost())
         self._check_renewal(now)
         if self.audio is not None:
             stats = self.audio.stats()
             self._out_level = stats.out_rms
             self._stats_underruns = stats.underruns
+            self._prebuffer_s = stats.prebuffer_ms / 1000
             self.echo.on_playback_level(stats.out_rms, now)
             if stats.device_lost and self._audio_lost is None:
                 self._on_audio_lost(stats.device_lost)
@@ -921,10 +930,6 @@ class TalkEngine:
         handler = _EVENT_HANDLERS.get(type(event))
         if handler is not None:
             handler(self, event, now)
-        if isinstance(event, ev.ItemAdded | ev.ItemDone) and self._replayed.waiting:
-            item = self.session.client.conversation.get(event.item.id) if self.session else None
-            if item is not None:
-                self._replayed.observe(item)  # context we replayed: already shown
         if type(event) in _TRANSCRIPT_EVENTS:
             self._publish(TranscriptChanged())
         self._publish_state()
@@ -1031,7 +1036,7 @@ class TalkEngine:
             if audio is not None:
                 audio.play(action.pcm, action.item_id, action.content_index)
                 if self.recording is not None:
-                    self.recording.play(action.pcm)
+                    self.recording.play(action.pcm, self._prebuffer_s)
         elif isinstance(action, FlushPlayback):
             if audio is not None:
                 audio.clear()
@@ -1134,7 +1139,7 @@ class TalkEngine:
             note = event.message
         self._append_log(LogEntry(self._wall(), "received", event.type, data, note))
         if self.recording is not None:
-            if raw is None and isinstance(event, ev.ProtocolError):
+            if not raw and isinstance(event, ev.ProtocolError):
                 raw = {"text": event.text}  # the unreadable frame, as far as it was kept
             self.recording.received(raw, event.type, note)
 

@@ -12,10 +12,12 @@ Per session, in DIR:
   `[redacted]` in the finished line, so it cannot reach the file by any field.
 
 Timeline: a mic block goes where its first sample was captured (`MicBlock.captured_at`, the
-monotonic clock). Assistant audio goes where the player starts it: at once when nothing is
-playing, otherwise right after what is already queued; a barge-in (`clear`) cuts it where
-the fade began. What this does not model is the output device's latency and the jitter
-buffer's prebuffer (tens of milliseconds), so the right channel runs that much early.
+monotonic clock). Assistant audio goes where the player starts it: right after what is
+already queued, or, when the player ran dry, once its prebuffer has filled (the caller says
+how long that is: `AudioStats.prebuffer_ms`); a barge-in (`clear`) cuts it where the fade
+began. Measured against the simulated speaker this is right to within one audio block
+(20 ms: the player starts on block boundaries). The output device's own latency is not
+modelled: with a real sound card the right channel runs that much (typically 10-50 ms) early.
 
 Both files are written as the session goes: the WAV header is updated with every block of
 samples written (about once a second), and each JSONL line is flushed, so a crash leaves
@@ -197,11 +199,18 @@ class SessionRecording:
         self._mic.put(self._index(captured_at) - self._base, pcm)
         self._write_settled()
 
-    def play(self, pcm: bytes) -> None:
-        """Assistant audio handed to the player now."""
+    def play(self, pcm: bytes, prebuffer_s: float = 0.0) -> None:
+        """Assistant audio handed to the player now; a player that ran dry starts it after
+        `prebuffer_s` (its jitter buffer's prebuffer)."""
         if self.closed:
             return
-        start = max(self._index(self._clock()), self._assistant_end, self._base)
+        now = self._index(self._clock())
+        start = (
+            self._assistant_end
+            if self._assistant_end >= now
+            else self._index(self._clock() + prebuffer_s)
+        )
+        start = max(start, self._base)
         self._assistant.put(start - self._base, pcm)
         self._assistant_end = start + len(pcm) // 2
         self._write_settled()

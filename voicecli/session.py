@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import random
+import re
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -106,6 +108,24 @@ _CLOSE_MEANINGS = {
 }
 
 Tap = Callable[[str], None]
+
+
+class _RedactAuthorization(logging.Filter):
+    """websockets logs the handshake headers at DEBUG, `Authorization: Bearer <key>` included:
+    whoever turns DEBUG logging on must not get the key in their log file."""
+
+    _HEADER = re.compile(r"(?i)(authorization:\s*(?:\S+\s+)?)\S+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = self._HEADER.sub(lambda match: match.group(1) + "[redacted]", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+_WEBSOCKETS_LOG = logging.getLogger("voicecli.session.websockets")
+_WEBSOCKETS_LOG.addFilter(_RedactAuthorization())
 
 
 # --------------------------------------------------------------------------------------------
@@ -438,6 +458,7 @@ class RealtimeSession:
                 ping_timeout=settings.ping_timeout,
                 close_timeout=settings.close_timeout,
                 max_size=settings.max_size,
+                logger=_WEBSOCKETS_LOG,
             )
         except Exception as exc:
             raise handshake_error(

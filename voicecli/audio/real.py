@@ -21,6 +21,7 @@ from voicecli.audio.devices import (
     Kind,
     describe_portaudio_error,
     load_sounddevice,
+    parse_device_spec,
     pick_stream_rate,
     resolve_device,
 )
@@ -39,7 +40,8 @@ class RealBackend(BackendBase):
     """Microphone and speaker through PortAudio.
 
     Args:
-        input_device: index, name substring or None for the default input.
+        input_device: index, name substring or None for the default input (strings of
+            digits count as an index, "" and "default" as the default).
         output_device: likewise for the output.
         use_input: open the microphone (False: `mic_blocks()` yields nothing).
         use_output: open the speaker (False: `play()` only counts what it is given).
@@ -74,8 +76,9 @@ class RealBackend(BackendBase):
             fade_ms=fade_ms,
             on_device_lost=on_device_lost,
         )
-        self.input_device = input_device
-        self.output_device = output_device
+        # "3" means index 3 and "" or "default" the default, as on the command line.
+        self.input_device = parse_device_spec(input_device)
+        self.output_device = parse_device_spec(output_device)
         self.use_input = use_input
         self.use_output = use_output
         self._forced_rates = {"input": input_rate, "output": output_rate}

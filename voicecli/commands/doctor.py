@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="S",
         help="how long to listen to the microphone (default 2)",
     )
-    add_config_arguments(parser, ("connection", "audio"))
+    add_config_arguments(parser)
     parser.set_defaults(func=run)
 
 

@@ -138,7 +138,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         choices=("speech", "echo", "scripted"),
         help="what the embedded local server answers with (default: [local_server] responder)",
     )
-    add_config_arguments(parser, ("connection", "session", "history"))
+    # Not [local_server]: its --script and --pace flags mean other things here (--responder
+    # replaces the one that matters; the rest comes from the file or the environment).
+    add_config_arguments(parser, ("connection", "session", "audio", "history"))
     parser.set_defaults(func=run)
 
 
@@ -154,6 +156,16 @@ def run(args: argparse.Namespace) -> int:
     specs = _turn_specs(args)
     inputs = _read_inputs(specs, ptt=config.session.mode == "ptt")
     fast = args.pace == "fast"
+    responder = args.responder or config.local_server.responder
+    local = config.server_kind() == "local"  # UsageError: --server openai without a key
+    if local and responder == "scripted" and not config.local_server.script:
+        from voicecli.errors import UsageError
+
+        # Here --script is the smoke script, not the local server's reply script.
+        raise UsageError(
+            "the scripted local server needs its reply script: set [local_server] script in "
+            "the config or VOICECLI_LOCAL_SERVER_SCRIPT"
+        )
     pace_configured = config.source("local_server.pace").kind != "default"
     target = plan_target(
         config,
@@ -222,8 +234,8 @@ def _read_inputs(specs: list[TurnSpec], *, ptt: bool) -> dict[int, np.ndarray]:
         samples = read_wav(spec.value)
         if samples.size < 24 * 100:
             raise UsageError(
-                f"{spec.source}: {spec.value} holds {samples.size / 24:.0f} ms of audio; a turn needs "
-                "at least 100 ms" + (" (the push-to-talk minimum)" if ptt else "")
+                f"{spec.source}: {spec.value} holds {samples.size / 24:.0f} ms of audio; a turn "
+                "needs at least 100 ms" + (" (the push-to-talk minimum)" if ptt else "")
             )
         inputs[index] = samples
     return inputs
@@ -243,8 +255,8 @@ def _out_dir(path: str | None) -> Path | None:
 
 
 def _local_notice(config: Config, notice: str) -> str:
-    if config.api_key and config.connection.server == "local":
-        return "using the embedded local server (--server local)"
+    if config.connection.server == "local":
+        return "using the embedded local server (server = local)"
     return notice
 
 
@@ -279,4 +291,6 @@ def _emit(report: Report, json_path: str | None) -> None:
     try:
         Path(json_path).write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise UsageError(f"cannot write the JSON report {json_path}: {exc.strerror or exc}") from None
+        raise UsageError(
+            f"cannot write the JSON report {json_path}: {exc.strerror or exc}"
+        ) from None

@@ -40,17 +40,25 @@ class SmokeAudio:
     Args:
         realtime: real-time pace (True) or as fast as possible.
         session_wav: where the speaker's whole output goes (None: not written).
-        block_ms: mic block length.
+        block_ms: mic block length (and the speaker's).
+        prebuffer_ms: assistant audio queued before the speaker starts (real-time pace).
     """
 
     sample_rate = SAMPLE_RATE
 
     def __init__(
-        self, *, realtime: bool = True, session_wav: str | Path | None = None, block_ms: int = 20
+        self,
+        *,
+        realtime: bool = True,
+        session_wav: str | Path | None = None,
+        block_ms: int = 20,
+        prebuffer_ms: float = 60,
     ) -> None:
         self.realtime = realtime
         self.block_samples = SAMPLE_RATE * block_ms // 1000
-        self.speaker = FileBackend(None, session_wav, realtime=realtime, block_ms=block_ms)
+        self.speaker = FileBackend(
+            None, session_wav, realtime=realtime, block_ms=block_ms, prebuffer_ms=prebuffer_ms
+        )
         self.mic = MicQueue()
         self._pending: deque[np.ndarray] = deque()
         self._delivered = 0
@@ -76,9 +84,11 @@ class SmokeAudio:
                 await task
         self.mic.close()
         await self.speaker.stop()
+        # Nobody will take the rest: release whoever waits in feed() (the runner then sees
+        # why the engine stopped).
         for _, waiter in self._waiters:
             if not waiter.done():
-                waiter.cancel()
+                waiter.set_result(None)
         self._waiters.clear()
 
     async def mic_blocks(self) -> AsyncIterator[MicBlock]:
@@ -113,7 +123,8 @@ class SmokeAudio:
     # --- turns -------------------------------------------------------------------------------
 
     async def feed(self, samples: np.ndarray) -> None:
-        """Speak `samples` (24 kHz int16) into the mic; returns once the engine took them all."""
+        """Speak `samples` (24 kHz int16) into the mic; returns once the engine took them all
+        (or the backend was stopped)."""
         blocks = _blocks(samples, self.block_samples)
         if not blocks:
             return

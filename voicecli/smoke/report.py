@@ -26,6 +26,7 @@ SCHEMA_ID = "https://voicecli.dev/schemas/smoke-report-1.json"
 COMPLETED = "completed"
 TIMEOUT = "timeout"
 NOT_RUN = "not_run"
+ERROR = "error"
 
 
 @dataclass(slots=True)
@@ -37,8 +38,8 @@ class TurnResult:
     spec: TurnSpec
     status: str = NOT_RUN
     """`completed`, `failed`, `incomplete`, `cancelled` (from the reply's `response.done`),
-    `timeout` (no reply within `--timeout`) or `not_run` (an earlier turn timed out, or the
-    connection failed)."""
+    `timeout` (no reply within `--timeout`), `error` (the connection failed during the turn) or
+    `not_run` (an earlier turn timed out, or the connection failed)."""
     input_ms: float | None = None
     """Length of the WAV input (None for text)."""
     user_transcript: str | None = None
@@ -61,8 +62,10 @@ class TurnResult:
 
     @property
     def passed(self) -> bool:
-        return self.status == COMPLETED and all(self.matched) and len(self.matched) == len(
-            self.spec.expectations
+        return (
+            self.status == COMPLETED
+            and all(self.matched)
+            and len(self.matched) == len(self.spec.expectations)
         )
 
     def failed_expectations(self) -> list[Expectation]:
@@ -315,7 +318,7 @@ def _tokens_cell(m: TurnMetrics | None) -> str:
 def _status_cell(turn: TurnResult) -> str:
     if turn.status == COMPLETED and not turn.passed:
         return "NO MATCH"
-    return {COMPLETED: "ok", TIMEOUT: "TIMEOUT", NOT_RUN: "not run"}.get(
+    return {COMPLETED: "ok", TIMEOUT: "TIMEOUT", NOT_RUN: "not run", ERROR: "ERROR"}.get(
         turn.status, turn.status.upper()
     )
 

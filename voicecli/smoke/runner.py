@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from voicecli.audio.wav import WavWriter
-from voicecli.engine import TalkEngine
+from voicecli.engine import NoticeAdded, TalkEngine, Update
 from voicecli.errors import ConnectError, VoiceCliError
 from voicecli.metrics import TurnMetrics
 from voicecli.smoke.audio import SmokeAudio
-from voicecli.smoke.report import COMPLETED, TIMEOUT, Report, TurnResult
+from voicecli.smoke.report import COMPLETED, ERROR, TIMEOUT, Report, TurnResult
 from voicecli.smoke.report import Target as ReportTarget
 from voicecli.smoke.script import TurnSpec
 from voicecli.turns import Mode
@@ -98,6 +98,13 @@ class SmokeRun:
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
         self.error: VoiceCliError | None = None
+        self.server_errors: list[str] = []
+        """Error notices the engine published (server errors, failed responses), in order."""
+        engine.subscribe(self._on_update)
+
+    def _on_update(self, update: Update) -> None:
+        if isinstance(update, NoticeAdded) and update.level == "error":
+            self.server_errors.append(update.text)
 
     async def run(self) -> list[TurnResult]:
         """Every turn in order; a connection failure is kept in `self.error`."""
@@ -111,6 +118,9 @@ class SmokeRun:
                     await self._turn(result)
                 except _TimedOut:
                     break
+                except VoiceCliError as exc:
+                    result.status, result.note = ERROR, f"the session failed: {exc}"
+                    raise
         except VoiceCliError as exc:
             self.error = exc
         finally:
@@ -126,6 +136,7 @@ class SmokeRun:
     async def _turn(self, result: TurnResult) -> None:
         engine, audio, spec = self.engine, self.audio, result.spec
         finished_before = len(engine.metrics.turns)
+        errors_before = len(self.server_errors)
         items_before = set(engine.conversation.ids)
         started_wall = time.time()
         audio.begin_turn()
@@ -139,6 +150,9 @@ class SmokeRun:
             except _TimedOut:
                 result.status = TIMEOUT
                 result.note = self._why_no_reply(spec, started_wall)
+                errors = self.server_errors[errors_before:]
+                if errors:
+                    result.note += f"; last error: {errors[-1]}"
                 raise
             replies = engine.metrics.turns[finished_before:]
             result.metrics = reply_metrics(replies)
@@ -320,7 +334,12 @@ async def run_smoke(
         async with target.running() as connection:
             if target.kind == "local":
                 report.target = dataclasses.replace(report.target, url=connection.display_url)
-            audio = SmokeAudio(realtime=realtime, session_wav=session_wav)
+            audio = SmokeAudio(
+                realtime=realtime,
+                session_wav=session_wav,
+                block_ms=config.audio.block_ms,
+                prebuffer_ms=config.audio.prebuffer_ms,
+            )
             engine = TalkEngine(settings, opener_for(connection), audio)
             recorder = None
             if history is not None:

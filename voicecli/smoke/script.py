@@ -81,7 +81,9 @@ def parse_expectation(text: str, where: str = "--expect", on: str | None = None)
     try:
         regex = re.compile(pattern, re.IGNORECASE)
     except re.error as exc:
-        raise UsageError(f"{where}: {pattern!r} is not a valid regular expression ({exc})") from None
+        raise UsageError(
+            f"{where}: {pattern!r} is not a valid regular expression ({exc})"
+        ) from None
     return Expectation(on=on, pattern=pattern, regex=regex)
 
 
@@ -141,7 +143,9 @@ def read_script(path: str | Path) -> list[TurnSpec]:
     return parse_script(text, source=str(path), base_dir=path.parent)
 
 
-def parse_script(text: str, source: str = "<script>", base_dir: Path | None = None) -> list[TurnSpec]:
+def parse_script(
+    text: str, source: str = "<script>", base_dir: Path | None = None
+) -> list[TurnSpec]:
     turns: list[TurnSpec] = []
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()

@@ -22,7 +22,6 @@ import contextlib
 import time
 import traceback
 from pathlib import Path
-from typing import Any
 
 from rich.text import Text
 from textual.app import App, ComposeResult
@@ -33,6 +32,7 @@ from textual.worker import Worker, WorkerState
 
 from voicecli.engine import (
     ConnectionChanged,
+    EngineSnapshot,
     Logged,
     NoticeAdded,
     TalkEngine,
@@ -45,7 +45,7 @@ from voicecli.tui.eventlog import InspectorModel
 from voicecli.tui.help import HelpScreen
 from voicecli.tui.keys import KEYS
 from voicecli.tui.messages import EngineNotice, SessionStatus
-from voicecli.tui.render import meter, state_text, status_text, turn_text
+from voicecli.tui.render import level_dbfs, meter, state_text, status_text, turn_text
 from voicecli.tui.setup import TalkSetup
 from voicecli.tui.widgets import Inspector, Live, PttButton, TranscriptPane
 from voicecli.turns import Mode
@@ -98,6 +98,7 @@ class TalkApp(App[int]):
         self._quitting = False
         self._session_worker: Worker[None] | None = None
         self._ptt_hint_at = -1e9
+        self._shown_look: tuple[object, ...] | None = None
 
     # --- layout --------------------------------------------------------------------------
 
@@ -119,9 +120,16 @@ class TalkApp(App[int]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#inspector").display = False
-        self.query_one("#ptt").display = False
-        self.query_one(TranscriptPane).focus()
+        self._status = self.query_one("#status", Live)
+        self._state = self.query_one("#state", Live)
+        self._meters = self.query_one("#meters", Live)
+        self._turn = self.query_one("#turn", Live)
+        self._ptt = self.query_one("#ptt", PttButton)
+        self._conversation = self.query_one(TranscriptPane)
+        self._inspector = self.query_one(Inspector)
+        self._inspector.display = False
+        self._ptt.display = False
+        self._conversation.focus()
         self.set_interval(1 / REFRESH_HZ, self.refresh_view)
         self._session_worker = self.run_worker(
             self._run_session(), name="session", group="session", exit_on_error=False
@@ -247,31 +255,62 @@ class TalkApp(App[int]):
         if engine is None:
             return
         snap = engine.snapshot()
-        self.query_one("#status", Live).show(
-            status_text(
-                snap,
-                server=self.setup.server_label,
-                now=self.setup.wall_clock(),
-                connection=self._connection_text(snap.connection),
+        now = self.setup.wall_clock()
+        look = self._look(snap, now)
+        if look != self._shown_look:
+            # Rebuild the indicator texts only when something they show changed: while idle
+            # only the clock moves, once a second.
+            self._shown_look = look
+            self._status.show(
+                status_text(
+                    snap,
+                    server=self.setup.server_label,
+                    now=now,
+                    connection=self._connection_text(snap.connection),
+                )
             )
-        )
-        self.query_one("#state", Live).show(state_text(snap, ptt_style=self.setup.ptt_style))
-        self.query_one("#meters", Live).show(self._meters(snap))
-        self.query_one("#turn", Live).show(turn_text(snap.last_turn))
-        ptt = self.query_one("#ptt", PttButton)
-        wanted = snap.mode is Mode.PTT and not snap.text_only
-        if ptt.display != wanted:
-            ptt.display = wanted
+            self._state.show(state_text(snap, ptt_style=self.setup.ptt_style))
+            self._meters.show(self._meter_text(snap))
+            self._turn.show(turn_text(snap.last_turn))
+            wanted = snap.mode is Mode.PTT and not snap.text_only
+            if self._ptt.display != wanted:
+                self._ptt.display = wanted
         if self._dirty_transcript:
             self._dirty_transcript = False
-            self.query_one(TranscriptPane).sync(engine.transcript())
-        inspector = self.query_one(Inspector)
-        if inspector.display:
+            self._conversation.sync(engine.transcript())
+        if self._inspector.display:
             model = self.inspector_model
-            inspector.show_rows(model.last(Inspector.visible_rows), model.version)
+            self._inspector.show_rows(model.last(Inspector.visible_rows), model.version)
+
+    def _look(self, snap: EngineSnapshot, now: float) -> tuple[object, ...]:
+        """Everything the indicators show, cheap to compare (levels in whole dB)."""
+        turn = snap.last_turn
+        return (
+            snap.connection,
+            self._connection_note,
+            self._connection_detail,
+            snap.dialect,
+            snap.model,
+            snap.voice,
+            snap.expires_at,
+            int(now),
+            snap.mode,
+            snap.eagerness,
+            snap.state,
+            snap.muted,
+            snap.recording,
+            snap.hold_source,
+            snap.text_only,
+            snap.echo_mode,
+            snap.echo_closed,
+            snap.audio_lost,
+            round(level_dbfs(snap.mic_level)),
+            round(level_dbfs(snap.out_level)),
+            None if turn is None else (turn.index, turn.status, turn.ttfa_ms, turn.cost_usd),
+        )
 
     @staticmethod
-    def _meters(snap: Any) -> Text:
+    def _meter_text(snap: EngineSnapshot) -> Text:
         if snap.text_only:
             return Text("no audio (text only)", "dim")
         if snap.audio_lost:

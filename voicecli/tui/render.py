@@ -143,7 +143,7 @@ def level_dbfs(level: float) -> float:
 
 def meter(label: str, level: float, width: int = 14, *, note: str = "") -> Text:
     """`mic ▕██████░░░░░░░░░░▏ -24 dB` on a -60..0 dBFS scale."""
-    db = level_dbfs(level)
+    db = round(level_dbfs(level))  # whole dB: the app redraws only when this changes
     filled = round((db + 60) / 60 * width)
     text = Text(f"{label} ")
     text.append("▕")
