@@ -462,6 +462,27 @@ def offline_costs() -> dict[str, tuple[float, float]]:
 
 # --- the table --------------------------------------------------------------------------------
 
+HOW = """How it is measured:
+
+- Callback costs: `perf_counter_ns` around the engine's own callback on the live streams of
+  the runs below; "naive" is `bench/audio_naive.py` (a list of chunks under a lock, popped
+  and concatenated in the callback, no prebuffer) on the same device and schedules.
+- Underruns: each scenario is one session of several responses of a signal that is never
+  zero; every block the callback produced is kept, and a gap is a run of silence inside a
+  response. Jitter: deltas of 20-120 ms due at real time, each 0-80 ms late, in order.
+  Bursts: 300-800 ms of audio sent at 10x real time, each burst due at real time + 0-80 ms.
+- Mic block -> append: from the capture callback's entry to `json.dumps(audio_append(pcm))`
+  finishing on the asyncio loop.
+- First delta and clear(): from the `play()` / `clear()` call to the callback that hands the
+  first sample / the last faded sample; "at DAC" adds the block's DAC time from PortAudio.
+- Truncation: a second backend captures `spk.monitor` (what reached the speaker's sink). After
+  `clear()` at a random moment, `played_ms` is compared with the samples of the item found in
+  that capture up to the end of the fade. While playing, `played_ms` at random moments is
+  compared with how many samples had arrived at the monitor by then (capture timestamps from
+  PortAudio's inputBufferAdcTime); "without latency correction" uses the samples handed to
+  the device instead.
+"""
+
 
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
@@ -611,7 +632,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--no-write", action="store_true", help="do not update the results file")
     args = parser.parse_args(argv)
+    # A daemon of the benchmarks' own: a test run starting or stopping the tests' daemon
+    # meanwhile cannot disturb the measurements (tests/pulse.py reads this).
+    os.environ.setdefault("VOICECLI_TEST_PA_DIR", f"/tmp/voicecli-pa-bench-{os.getuid()}")
     started_pid = ensure_sound_server()
+    load_at_start = os.getloadavg()[0]
     started = time.monotonic()
     try:
         rows = asyncio.run(run(args.quick))
@@ -622,7 +647,8 @@ def main(argv: list[str] | None = None) -> int:
             RESULTS.parent.mkdir(parents=True, exist_ok=True)
             RESULTS.write_text(
                 f"# Audio engine benchmarks\n\n`.venv/bin/python -m bench.audio`, {today}.\n\n"
-                f"Machine: {machine()}.\n\n{table}"
+                f"Machine: {machine()}; load average at start {load_at_start:.1f}.\n\n"
+                f"{table}\n{HOW}"
             )
     finally:
         if started_pid:

@@ -16,7 +16,9 @@ Scenarios, each in a fresh talk process:
   replies play (and the user barges in on them); the screen updates states, meters, the
   streaming transcript and the per-turn line;
 - duplex + inspector: the same with the event inspector open;
-- text only: no audio devices, idle.
+- text only: no audio devices, idle;
+- engine only: the same engine, audio backend and settings without any UI (a baseline: the
+  difference to the first two rows is what the UI costs).
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def speech(directory: Path) -> Path:
 class Talk:
     """`voicecli talk ARGS` exec'd in its own tmux server, so the pane's pid is the program."""
 
-    def __init__(self, home: Path, args: list[str]) -> None:
+    def __init__(self, home: Path, args: list[str], program: str = "voicecli talk") -> None:
         from tests import pulse
 
         self.socket = f"voicecli-bench-{uuid.uuid4().hex[:10]}"
@@ -88,7 +90,8 @@ class Talk:
             "XDG_STATE_HOME": str(home / "state"),
             "PYTHONPATH": str(ROOT),
         }
-        command = " ".join(["exec", f"'{sys.executable}'", "-m", "voicecli", "talk", *args])
+        module = "voicecli talk" if program == "voicecli talk" else "bench.tui_cpu --engine-only"
+        command = " ".join(["exec", f"'{sys.executable}'", "-m", module, *args])
         self.tmux(
             "new-session", "-d", "-s", "talk", "-x", "120", "-y", "40", "-c", str(home),
             *[part for name, value in env.items() for part in ("-e", f"{name}={value}")],
@@ -171,16 +174,20 @@ def run(window: float) -> list[Result]:
         try:
             server.stdout.readline()  # "listening on ..."
             url = ["--url", f"ws://127.0.0.1:{port}/v1/realtime", "--no-history"]
+            engine = [f"ws://127.0.0.1:{port}/v1/realtime"]
+            talk = "voicecli talk"
             scenarios = [
-                ("idle, VAD listening (separate server)", url, None, ""),
-                ("duplex conversation (separate server)", url, question, ""),
-                ("duplex + inspector open (separate server)", url, question, "i"),
-                ("text only, idle (separate server)", [*url, "--text-only"], None, ""),
-                ("idle, embedded local server", ["--no-history"], None, ""),
-                ("duplex, embedded local server", ["--no-history"], question, ""),
+                ("idle, VAD listening (separate server)", talk, url, None, ""),
+                ("duplex conversation (separate server)", talk, url, question, ""),
+                ("duplex + inspector open (separate server)", talk, url, question, "i"),
+                ("text only, idle (separate server)", talk, [*url, "--text-only"], None, ""),
+                ("idle, embedded local server", talk, ["--no-history"], None, ""),
+                ("duplex, embedded local server", talk, ["--no-history"], question, ""),
+                ("engine only, no UI: idle", "engine", engine, None, ""),
+                ("engine only, no UI: duplex", "engine", engine, question, ""),
             ]
-            for index, (name, args, wav, keys) in enumerate(scenarios):
-                talk = Talk(tmp_path / f"home{index}", args)
+            for index, (name, program, args, wav, keys) in enumerate(scenarios):
+                talk = Talk(tmp_path / f"home{index}", args, program)
                 try:
                     results.append(measure(name, talk, window, wav, keys))
                 finally:
@@ -225,6 +232,9 @@ def write(results: list[Result], window: float) -> None:
         "replies, VAD, pacing) runs inside the talk process and is counted.",
         "- *duplex*: the question is played into the mic every 4 s while replies play; the mic "
         "streams all the time (server VAD), so audio flows both ways at once.",
+        "- *engine only*: `TalkEngine` + the real audio backend with talk's default settings "
+        "and no UI, against the same server: the difference to the talk rows is the UI's "
+        "share.",
         "- The UI redraws at most 15 times a second from `engine.snapshot()`, and only what "
         "changed; the audio engine's 20 ms tick and the mic's 50 blocks/s are included.",
         "",
@@ -234,10 +244,43 @@ def write(results: list[Result], window: float) -> None:
     print(f"wrote {RESULTS.relative_to(ROOT)}")
 
 
+def engine_only(url: str) -> int:
+    """The same engine, audio and settings as talk's defaults, without any UI: the baseline
+    that tells the UI's share. Prints what the measuring side waits for."""
+    import asyncio
+
+    from voicecli.audio import RealBackend
+    from voicecli.config import load_config
+    from voicecli.engine import TalkEngine, TalkSettings, TurnFinished, opener_for
+    from voicecli.session import ConnectionSettings
+
+    settings = TalkSettings.from_config(load_config({}, dotenv_path=None))
+    engine = TalkEngine(settings, opener_for(ConnectionSettings(url=url)), RealBackend())
+
+    def on_update(update: object) -> None:
+        if isinstance(update, TurnFinished):
+            print(f"turn {update.metrics.index} done", flush=True)
+
+    engine.subscribe(on_update)
+
+    async def run() -> None:
+        task = asyncio.create_task(engine.run())
+        while not engine.policy.connected and not task.done():
+            await asyncio.sleep(0.05)
+        print("● connected (engine only)", flush=True)
+        await task
+
+    asyncio.run(run())
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--window", type=float, default=20.0, help="seconds measured per run")
+    parser.add_argument("--engine-only", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.engine_only:
+        return engine_only(args.engine_only)
     for tool in ("tmux", "espeak-ng", "sox", "paplay"):
         if not shutil.which(tool):
             raise SystemExit(f"bench.tui_cpu: {tool} is needed")

@@ -190,7 +190,6 @@ asyncio.run(main())
 """
 
 
-@pytest.mark.slow
 async def test_a_reconnecting_session_with_debug_logging_writes_the_key_nowhere(
     tmp_path: Path,
 ) -> None:

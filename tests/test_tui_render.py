@@ -201,3 +201,24 @@ def test_long_events_are_cut_in_the_inspector() -> None:
     line = format_row(model.rows[-1])
     assert len(line) <= 300 and line.endswith("…")
     assert '{"session":{"instructions":"xxx' in line
+
+
+def test_final_rows_are_handed_out_once_and_the_open_run_separately() -> None:
+    model = InspectorModel(max_rows=4)
+    model.add(entry("received", "session.created", 0.0))
+    model.add(entry("sent", "input_audio_buffer.append", 1.0, audio="<960 bytes>"))
+    assert [r.type for r in model.final_since(0)] == ["session.created"]
+    assert [r.type for r in model.open_rows()] == ["input_audio_buffer.append"]
+    written = model.final_count
+    model.add(entry("sent", "input_audio_buffer.append", 1.1, audio="<960 bytes>"))
+    assert model.final_since(written) == [] and model.open_rows()[0].count == 2
+    model.add(entry("received", "input_audio_buffer.speech_started", 2.0))
+    assert [(r.type, r.count) for r in model.final_since(written)] == [
+        ("input_audio_buffer.append", 2),
+        ("input_audio_buffer.speech_started", 1),
+    ]
+    assert model.open_rows() == []
+    written = model.final_count
+    for index in range(6):  # more than are kept: the oldest are gone, not handed out
+        model.add(entry("received", "session.updated", 3.0 + index))
+    assert [r.at for r in model.final_since(written)] == [5.0, 6.0, 7.0, 8.0]

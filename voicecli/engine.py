@@ -713,7 +713,7 @@ class TalkEngine:
             raise decision.error
         expired = decision.step is Step.RENEW
         old = self.session
-        self._connection_lost(old, expired)
+        self._leave(old, "time limit" if expired else "connection lost")
         with contextlib.suppress(Exception):
             await old.close()
         while True:
@@ -757,8 +757,8 @@ class TalkEngine:
         wait = f" in {decision.delay_s:.1f} s" if decision.delay_s >= 0.1 else ""
         return f"attempt {decision.attempt} of {attempts}{wait}: {decision.error}"
 
-    def _connection_lost(self, old: RealtimeSession, expired: bool) -> None:
-        """The old session is gone: settle everything it left half done, keep its items."""
+    def _leave(self, old: RealtimeSession, why: str) -> None:
+        """Done with the old session: settle everything it left half done, keep its items."""
         now = self._clock()
         # The reply that was playing: the user heard what played so far, and nothing more.
         playing = list(self.policy.playing)
@@ -786,7 +786,6 @@ class TalkEngine:
         )
         self.policy.muted = previous.muted
         self._archive(old)
-        why = "time limit" if expired else "connection lost"
         self._note("connection", f"{why}; {len(self._earlier)} items kept")
         self._publish(TranscriptChanged())
 
@@ -828,7 +827,9 @@ class TalkEngine:
             return False
         events.cancel()
         await asyncio.gather(events, return_exceptions=True)
-        self._archive(old)
+        # Normally nothing is half done at a turn boundary; whatever started while the new
+        # session opened (speech, a reply) ends with the old session.
+        self._leave(old, "renewal")
         with contextlib.suppress(Exception):
             await old.close()
         self.session = session

@@ -279,8 +279,7 @@ class TalkApp(App[int]):
             self._dirty_transcript = False
             self._conversation.sync(engine.transcript())
         if self._inspector.display:
-            model = self.inspector_model
-            self._inspector.show_rows(model.last(Inspector.visible_rows), model.version)
+            self._inspector.show(self.inspector_model)
 
     def _look(self, snap: EngineSnapshot, now: float) -> tuple[object, ...]:
         """Everything the indicators show, cheap to compare (levels in whole dB)."""

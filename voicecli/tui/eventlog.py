@@ -78,6 +78,8 @@ class InspectorModel:
         self.rows: deque[Row] = deque(maxlen=max_rows)
         self.version = 0
         """Bumped on every change, so a widget re-renders only when something changed."""
+        self.rows_added = 0
+        """Rows ever made (a row's number never changes; the oldest fall out of `rows`)."""
         self._run: dict[tuple[str, str], Row] = {}
 
     def add(self, entry: LogEntry) -> None:
@@ -97,10 +99,14 @@ class InspectorModel:
             if text:
                 row.text.append(text)
             self._run[key] = row
-            self.rows.append(row)
+            self._append(row)
             return
         self._run.clear()  # a non-streaming event ends the run of deltas
-        self.rows.append(Row(entry.at, entry.direction, entry.type, _summary(entry)))
+        self._append(Row(entry.at, entry.direction, entry.type, _summary(entry)))
+
+    def _append(self, row: Row) -> None:
+        self.rows.append(row)
+        self.rows_added += 1
 
     def extend(self, entries: Iterable[LogEntry]) -> None:
         for entry in entries:
@@ -110,6 +116,23 @@ class InspectorModel:
         rows = self.rows
         start = max(0, len(rows) - count)
         return [rows[index] for index in range(start, len(rows))]
+
+    @property
+    def final_count(self) -> int:
+        """Rows that can no longer change: all but the open run of deltas."""
+        return self.rows_added - len(self._run)
+
+    def final_since(self, number: int) -> list[Row]:
+        """The final rows numbered `number` and later that are still kept, oldest first."""
+        first_kept = self.rows_added - len(self.rows)
+        start = max(number, first_kept)
+        return [self.rows[n - first_kept] for n in range(start, self.final_count)]
+
+    def open_rows(self) -> list[Row]:
+        """The rows of the run of deltas still growing (they change until it ends)."""
+        return [
+            self.rows[index] for index in range(len(self.rows) - len(self._run), len(self.rows))
+        ]
 
 
 def format_row(row: Row, width: int = 300) -> str:

@@ -9,12 +9,13 @@ from collections.abc import Sequence
 
 from rich.text import Text
 from textual import events
-from textual.containers import VerticalScroll
+from textual.app import ComposeResult
+from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import Static
+from textual.widgets import Log, Static
 
 from voicecli.transcript import Line
-from voicecli.tui.eventlog import Row, format_row
+from voicecli.tui.eventlog import InspectorModel, format_row
 from voicecli.tui.render import transcript_line
 
 
@@ -92,30 +93,43 @@ class TranscriptPane(VerticalScroll):
             self.call_after_refresh(self.scroll_end, animate=False)
 
 
-class Inspector(VerticalScroll):
-    """The event inspector: the newest rows of the event log, following the end."""
+class Inspector(Vertical):
+    """The event inspector: finished rows go into a `Log` (appended once, drawn only where
+    visible, scrolls both ways); the run of deltas still growing sits in a small live area
+    under it and is redrawn as it grows."""
 
     can_focus = False
-    visible_rows = 300
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self._body = Static("", id="inspector-body", markup=False)
+        self._log = Log(id="inspector-log", max_lines=5000)
+        self._live = Static("", id="inspector-live", markup=False)
+        self._written = 0
         self._shown_version = -1
-        self.text = ""
-        """What it shows, in plain text."""
+        self._live_text = ""
 
-    def compose(self):  # type: ignore[no-untyped-def]
-        yield self._body
+    def compose(self) -> ComposeResult:
+        yield self._log
+        yield self._live
 
-    def show_rows(self, rows: Sequence[Row], version: int) -> None:
-        if version == self._shown_version:
+    def show(self, model: InspectorModel) -> None:
+        if model.version == self._shown_version:
             return
-        self._shown_version = version
-        # Rows are not cut to the pane: it scrolls sideways for the long ones.
-        self.text = "\n".join(format_row(row) for row in rows)
-        self._body.update(Text(self.text))
-        self.call_after_refresh(self.scroll_end, animate=False)
+        self._shown_version = model.version
+        rows = model.final_since(self._written)
+        self._written = model.final_count
+        if rows:
+            self._log.write_lines([format_row(row) for row in rows])
+        live = "\n".join(format_row(row) for row in model.open_rows())
+        if live != self._live_text:
+            self._live_text = live
+            self._live.update(Text(live))
+            self._live.display = bool(live)
+
+    @property
+    def text(self) -> str:
+        """Everything shown, in plain text."""
+        return "\n".join([*self._log.lines, self._live_text]).rstrip("\n")
 
 
 class PttButton(Static):
