@@ -465,8 +465,9 @@ def offline_costs() -> dict[str, tuple[float, float]]:
 HOW = """How it is measured:
 
 - Callback costs: `perf_counter_ns` around the engine's own callback on the live streams of
-  the runs below; "naive" is `bench/audio_naive.py` (a list of chunks under a lock, popped
-  and concatenated in the callback, no prebuffer) on the same device and schedules.
+  the scenarios in the table; "naive" is `bench/audio_naive.py` (a list of chunks under a
+  lock, popped and concatenated in the callback, no prebuffer) on the same device and
+  schedules.
 - Underruns: each scenario is one session of several responses of a signal that is never
   zero; every block the callback produced is kept, and a gap is a run of silence inside a
   response. Jitter: deltas of 20-120 ms due at real time, each 0-80 ms late, in order.
@@ -599,7 +600,7 @@ async def run(quick: bool) -> list[tuple[str, str, str]]:
     rows.append(
         (
             f"audio_end_ms after clear() vs loopback capture ({len(errors)} cuts)",
-            f"median |error| {np.median(errors):.1f} ms, max {np.max(errors):.1f} ms",
+            f"median abs. error {np.median(errors):.1f} ms, max {np.max(errors):.1f} ms",
             "goal <= 20 ms",
         )
     )
@@ -608,7 +609,7 @@ async def run(quick: bool) -> list[tuple[str, str, str]]:
     rows.append(
         (
             f"played_ms while playing vs loopback ({len(live)} samples)",
-            f"median |error| {np.median(live):.1f} ms, max {np.max(live):.1f} ms",
+            f"median abs. error {np.median(live):.1f} ms, max {np.max(live):.1f} ms",
             f"without latency correction: median {np.median(raw):.1f} ms, max {np.max(raw):.1f} ms",
         )
     )

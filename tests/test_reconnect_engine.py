@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_faults import SHORT_REQUEST, Talk
+from tests.test_faults import LONG_REQUEST, SHORT_REQUEST, Talk
 from voicecli.audio import NullBackend
 from voicecli.engine import (
     ConnectionChanged,
@@ -69,6 +69,7 @@ async def test_renews_before_the_time_limit_at_a_turn_boundary(tmp_path: Path) -
         ("user", "still there?"),
         ("assistant", "You said: still there?"),
     ]
+    print("HISTORY", *history, sep="\n"); print("SHOWN", *shown, sep="\n"); print("NOTES", *[(e.type, e.note) for e in talk.engine.log if e.direction == "engine"], sep="\n")
     assert history == shown
     assert server.connections_served == 2
 
@@ -191,3 +192,40 @@ async def test_mode_and_mute_survive_a_reconnect(tmp_path: Path) -> None:
     last = updates[-1]["session"]["audio"]["input"]
     assert last["turn_detection"] is None  # push-to-talk, as chosen before the drop
     assert talk.engine.policy.mode is Mode.PTT and talk.engine.policy.muted
+
+
+@pytest.mark.slow
+async def test_two_drops_in_a_row_keep_one_conversation(tmp_path: Path) -> None:
+    # Both the first and the second connection drop mid-reply; the third is healthy.
+    faults = Faults(close_after_events=20, connections=2)
+    options = ServerOptions(responder="echo", pace=1, faults=faults)
+    first, second = LONG_REQUEST, "and now tell me about the mountains and the rivers"
+    async with LocalServer(options) as server:
+        talk = Talk(server, tmp_path, NullBackend(mic="silence"), reconnect=QUICK)
+        await talk.ready()
+        talk.engine.send_text(first)
+        await talk.until(lambda: talk.engine.reconnects == 1)
+        await talk.until(talk.idle)
+        talk.engine.send_text(second)
+        await talk.until(lambda: talk.engine.reconnects == 2)
+        await talk.turn("third")
+        view = talk.server_view()
+        shown = talk.shown()
+        history = await talk.finish()
+
+    assert server.connections_served == 3
+    assert [role for role, _, _ in shown] == ["user", "assistant"] * 3
+    assert [interrupted for _, _, interrupted in shown] == [False, True, False, True, False, False]
+    heard = [text for role, text, _ in shown if role == "assistant"]
+    assert talk.reply_to(first).startswith(heard[0]) and talk.reply_to(second).startswith(heard[1])
+    # The third session has the whole conversation as context, each line once.
+    assert view == [
+        ("user", first),
+        ("assistant", heard[0]),
+        ("user", second),
+        ("assistant", heard[1]),
+        ("user", "third"),
+        ("assistant", "You said: third"),
+    ]
+    print("HISTORY", *history, sep="\n"); print("SHOWN", *shown, sep="\n"); print("NOTES", *[(e.type, e.note) for e in talk.engine.log if e.direction == "engine"], sep="\n")
+    assert history == shown

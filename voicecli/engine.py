@@ -791,7 +791,10 @@ class TalkEngine:
 
     def _archive(self, old: RealtimeSession) -> None:
         """Keep the old session's items (not its replays) for the transcript and the replay."""
-        for item in old.client.conversation.items:
+        items = old.client.conversation.items
+        for item in items if self._replayed.waiting else ():
+            self._replayed.observe(item)
+        for item in items:
             if item.id in self._replayed.ids:
                 continue
             if item.role == "assistant" and item.status == "in_progress":
