@@ -302,7 +302,8 @@ KEYS: tuple[Key, ...] = (
         "prebuffer_ms",
         int,
         60,
-        "Assistant audio buffered before playback starts, in ms (absorbs network jitter).",
+        "How long the first assistant audio of a reply (or after an underrun) waits before "
+        "playback starts, in ms; absorbs network jitter.",
         minimum=0,
         maximum=1000,
         flag="--prebuffer-ms",
