@@ -160,7 +160,7 @@ def measure(
     return result
 
 
-def run(window: float) -> list[Result]:
+def run(window: float, only: str = "") -> list[Result]:
     results = []
     with tempfile.TemporaryDirectory(prefix="voicecli-bench-") as tmp:
         tmp_path = Path(tmp)
@@ -187,6 +187,8 @@ def run(window: float) -> list[Result]:
                 ("engine only, no UI: duplex", "engine", engine, question, ""),
             ]
             for index, (name, program, args, wav, keys) in enumerate(scenarios):
+                if only and only not in name:
+                    continue
                 talk = Talk(tmp_path / f"home{index}", args, program)
                 try:
                     results.append(measure(name, talk, window, wav, keys))
@@ -277,6 +279,7 @@ def engine_only(url: str) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--window", type=float, default=20.0, help="seconds measured per run")
+    parser.add_argument("--only", default="", help="run only scenarios whose name has this")
     parser.add_argument("--engine-only", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.engine_only:
@@ -286,12 +289,13 @@ def main() -> int:
             raise SystemExit(f"bench.tui_cpu: {tool} is needed")
     started = ensure_sound_server()
     try:
-        results = run(args.window)
+        results = run(args.window, args.only)
     finally:
         from tests import pulse
 
         pulse.stop(started)
-    write(results, args.window)
+    if not args.only:  # a partial run does not replace the published table
+        write(results, args.window)
     return 0
 
 

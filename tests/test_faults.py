@@ -35,6 +35,7 @@ from voicecli.engine import (
     SessionOpener,
     TalkEngine,
     TalkSettings,
+    TranscriptChanged,
     Update,
     opener_for,
 )
@@ -84,7 +85,16 @@ class Talk:
         self.recorder = attach(self.engine, self.store, server_url=server.url)
         self.updates: list[Update] = []
         self.engine.subscribe(self.updates.append)
+        self.shown_twice: list[list[str]] = []
+        self.engine.subscribe(self._check_shown_once)
         self.task = asyncio.create_task(self.engine.run())
+
+    def _check_shown_once(self, update: Update) -> None:
+        """Every line on screen once, at every moment (also while reconnecting)."""
+        if isinstance(update, TranscriptChanged | NoticeAdded | ConnectionChanged):
+            keys = [line.key for line in self.engine.transcript()]
+            if len(set(keys)) != len(keys):
+                self.shown_twice.append(keys)
 
     async def until(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
         deadline = time.monotonic() + timeout
@@ -144,6 +154,7 @@ class Talk:
     async def finish(self) -> list[tuple[str, str, bool]]:
         """Stop; the history's user and assistant lines as (role, text, interrupted)."""
         assert not self.task.done(), "the client should still be running"
+        assert not self.shown_twice, "a line was shown twice"
         self.engine.stop()
         await asyncio.wait_for(self.task, 10)
         messages = self.store.messages(self.recorder.conversation_id)  # type: ignore[arg-type]

@@ -69,7 +69,6 @@ async def test_renews_before_the_time_limit_at_a_turn_boundary(tmp_path: Path) -
         ("user", "still there?"),
         ("assistant", "You said: still there?"),
     ]
-    print("HISTORY", *history, sep="\n"); print("SHOWN", *shown, sep="\n"); print("NOTES", *[(e.type, e.note) for e in talk.engine.log if e.direction == "engine"], sep="\n")
     assert history == shown
     assert server.connections_served == 2
 
@@ -227,5 +226,4 @@ async def test_two_drops_in_a_row_keep_one_conversation(tmp_path: Path) -> None:
         ("user", "third"),
         ("assistant", "You said: third"),
     ]
-    print("HISTORY", *history, sep="\n"); print("SHOWN", *shown, sep="\n"); print("NOTES", *[(e.type, e.note) for e in talk.engine.log if e.direction == "engine"], sep="\n")
     assert history == shown

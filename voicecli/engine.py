@@ -434,6 +434,9 @@ class TalkEngine:
         self._earlier: list[ItemState] = []
         """Items of the sessions before this one, in order (what the transcript shows)."""
         self._replayed = Replayed()
+        self._session_left = False
+        """The current session's items are archived in `_earlier` (it ended; a new one is
+        being opened): its conversation is not shown a second time."""
         self._renew_after: float | None = None
         """Wall-clock time from which to renew at the next turn boundary."""
         self._renew_now = asyncio.Event()
@@ -470,7 +473,9 @@ class TalkEngine:
     def conversation(self) -> Conversation:
         """The conversation so far: after a reconnect, the earlier sessions' items followed by
         the live session's (the context replayed into it is not shown twice)."""
-        live = self.session.client.conversation if self.session else self._empty_conversation
+        live = self._empty_conversation
+        if self.session is not None and not self._session_left:
+            live = self.session.client.conversation
         if not self._earlier:
             return live
         if self._replayed.waiting:
@@ -692,6 +697,7 @@ class TalkEngine:
             self.recording.add_secret(session.settings.api_key)
         if self._tracker is not None:
             self._tracker.connected(self._clock())
+        self._session_left = False
         self._renew_after = None
         session.update_session(self.settings.session_config(self.policy))
         if not self._earlier:
@@ -786,6 +792,7 @@ class TalkEngine:
         )
         self.policy.muted = previous.muted
         self._archive(old)
+        self._session_left = True
         self._note("connection", f"{why}; {len(self._earlier)} items kept")
         self._publish(TranscriptChanged())
 

@@ -23,7 +23,11 @@ __all__ = ["Inspector", "Live", "PttButton", "TranscriptPane"]
 
 
 class Live(Static):
-    """A Static that ignores updates equal to what it already shows."""
+    """A Static of a fixed size (set in the CSS) that ignores updates equal to what it shows.
+
+    Its size never depends on its content, so an update repaints it without a layout pass
+    over the screen (the costly part of a redraw).
+    """
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -32,7 +36,7 @@ class Live(Static):
     def show(self, content: Text | str) -> None:
         if content != self._shown:
             self._shown = content
-            self.update(content)
+            self.update(content, layout=False)
 
     @property
     def text(self) -> str:
@@ -47,9 +51,15 @@ class _LineView(Static):
         self.line = line
 
     def set_line(self, line: Line) -> None:
-        if line != self.line:
-            self.line = line
-            self.update(transcript_line(line))
+        if line == self.line:
+            return
+        self.line = line
+        text = transcript_line(line)
+        # A streaming reply changes many times a second but needs another row only now and
+        # then: lay the screen out again only when the wrapped height changes.
+        width = self.content_region.width
+        height = len(text.wrap(self.app.console, width)) if width > 0 else -1
+        self.update(text, layout=height != self.content_region.height)
 
     @property
     def text(self) -> str:
@@ -93,6 +103,10 @@ class TranscriptPane(VerticalScroll):
             self.call_after_refresh(self.scroll_end, animate=False)
 
 
+LIVE_ROWS = 4
+"""Rows of the inspector's live area: at most one per kind of delta streaming at once."""
+
+
 class Inspector(Vertical):
     """The event inspector: finished rows go into a `Log` (appended once, drawn only where
     visible, scrolls both ways); the run of deltas still growing sits in a small live area
@@ -120,11 +134,14 @@ class Inspector(Vertical):
         self._written = model.final_count
         if rows:
             self._log.write_lines([format_row(row) for row in rows])
-        live = "\n".join(format_row(row) for row in model.open_rows())
+        # One line per growing group, cut to the width: the live area keeps its size, so it
+        # repaints without a layout pass while the deltas stream.
+        width = max(20, self._live.content_region.width)
+        rows = model.open_rows()[-LIVE_ROWS:]
+        live = "\n".join(format_row(row, width) for row in rows)
         if live != self._live_text:
             self._live_text = live
-            self._live.update(Text(live))
-            self._live.display = bool(live)
+            self._live.update(Text(live, no_wrap=True, overflow="ellipsis"), layout=False)
 
     @property
     def text(self) -> str:
