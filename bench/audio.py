@@ -31,24 +31,12 @@ from typing import Any
 
 import numpy as np
 
+from bench.report import Row, cpu_name, load_note, markdown_table, private_sound_server
+
 
 RATE = 24000
 BLOCK = 480
 RESULTS = Path(__file__).resolve().parent / "results" / "audio.md"
-
-
-# --- the sound server ------------------------------------------------------------------------
-
-
-def ensure_sound_server() -> int | None:
-    """Use (or start) the private PulseAudio server the tests use; before sounddevice loads."""
-    from tests import pulse
-
-    os.environ["PULSE_SERVER"] = pulse.SERVER
-    pid = pulse.start()
-    if not pulse.is_up():
-        raise SystemExit("bench.audio: no PulseAudio server (run scripts/install.sh)")
-    return pid
 
 
 # --- probes: timing wrappers around the engine's callbacks -----------------------------------
@@ -486,17 +474,11 @@ HOW = """How it is measured:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
     from voicecli.audio.devices import load_sounddevice
 
     sd = load_sounddevice()
     return (
-        f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} cores, "
+        f"{platform.system()} {platform.release()}, {cpu_name()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, numpy {np.__version__}, "
         f"sounddevice {sd.__version__}, {sd.get_portaudio_version()[1]}; "
         "output and input: PulseAudio null sinks at 24 kHz via ALSA"
@@ -509,11 +491,11 @@ def ratio(naive: float, ours: float) -> str:
     return f"{naive / ours:.1f}x"
 
 
-async def run(quick: bool) -> list[tuple[str, str, str]]:
+async def run(quick: bool) -> list[Row]:
     repeats = 3 if quick else 8
     seeds = [1, 2] if quick else [1, 2, 3, 4, 5]
     seconds = 2.0
-    rows: list[tuple[str, str, str]] = []
+    rows: list[Row] = []
 
     ours_costs: list[int] = []
     naive_costs: list[int] = []
@@ -616,16 +598,21 @@ async def run(quick: bool) -> list[tuple[str, str, str]]:
     return rows
 
 
-def render(rows: list[tuple[str, str, str]], elapsed: float) -> str:
-    header = ("Measure", "Result", "Notes")
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
-    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |"]
-    lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    lines += [
-        "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
-        for row in rows
-    ]
-    return "\n".join(lines) + f"\n\n(total run time {elapsed:.0f} s)\n"
+def render(rows: list[Row], elapsed: float) -> str:
+    table = markdown_table(("Measure", "Result", "Notes"), rows)
+    return f"{table}\n\n(total run time {elapsed:.0f} s)\n"
+
+
+def results_text(
+    rows: list[Row], elapsed: float, command: str, load: tuple[float, float, float]
+) -> str:
+    """bench/results/audio.md: the table, the machine and the load, and how it was measured."""
+    today = datetime.date.today().isoformat()
+    return (
+        f"# Audio engine benchmarks\n\n`{command}`, {today}.\n\n"
+        f"Machine: {machine()}; {load_note(load)}.\n\n"
+        f"{render(rows, elapsed)}\n{HOW}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -633,29 +620,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--no-write", action="store_true", help="do not update the results file")
     args = parser.parse_args(argv)
-    # A daemon of the benchmarks' own: a test run starting or stopping the tests' daemon
-    # meanwhile cannot disturb the measurements (tests/pulse.py reads this).
-    os.environ.setdefault("VOICECLI_TEST_PA_DIR", f"/tmp/voicecli-pa-bench-{os.getuid()}")
-    started_pid = ensure_sound_server()
-    load_at_start = os.getloadavg()[0]
-    started = time.monotonic()
-    try:
+    with private_sound_server("bench.audio"):
+        load = os.getloadavg()
+        started = time.monotonic()
         rows = asyncio.run(run(args.quick))
-        table = render(rows, time.monotonic() - started)
-        print(table)
+        elapsed = time.monotonic() - started
+        print(render(rows, elapsed))
         if not args.no_write:
-            today = datetime.date.today().isoformat()
+            command = ".venv/bin/python -m bench.audio" + (" --quick" if args.quick else "")
             RESULTS.parent.mkdir(parents=True, exist_ok=True)
-            RESULTS.write_text(
-                f"# Audio engine benchmarks\n\n`.venv/bin/python -m bench.audio`, {today}.\n\n"
-                f"Machine: {machine()}; load average at start {load_at_start:.1f}.\n\n"
-                f"{table}\n{HOW}"
-            )
-    finally:
-        if started_pid:
-            from tests import pulse
-
-            pulse.stop(started_pid)
+            RESULTS.write_text(results_text(rows, elapsed, command, load))
     return 0
 
 

@@ -64,10 +64,11 @@ from typing import Any
 
 import numpy as np
 
+from bench.report import Row, cpu_name, load_note, markdown_table, private_sound_server
+
 
 RESULTS = Path(__file__).resolve().parent / "results" / "e2e.md"
 ROOT = Path(__file__).resolve().parents[1]
-Row = tuple[str, str, str]
 
 _TYPE = re.compile(r'"type":\s*"([^"]+)"')
 _RESPONSE_ID = re.compile(r'"response_id":\s*"([^"]+)"')
@@ -103,15 +104,9 @@ def status_kib(name: str, pid: int | str = "self") -> int:
 
 
 def machine() -> str:
-    cpu = platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
     cores = len(os.sched_getaffinity(0))
     return (
-        f"{cpu}, nproc {cores}, {platform.system()} {platform.release()}, "
+        f"{cpu_name()}, nproc {cores}, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}"
     )
 
@@ -395,18 +390,31 @@ class Conversation:
     audio_lost: str | None = None
 
 
-async def duplex_conversation(seconds: float) -> Conversation:
+async def connected_engine(
+    url: str, home: str, backend: Any, probe: Probe
+) -> tuple[Any, asyncio.Task[None]]:
+    """A `TalkEngine` with the default settings (HOME=`home`: no developer config) on
+    `backend`, probed, running and connected to `url`; and its task."""
     from voicecli.config import load_config
     from voicecli.engine import TalkEngine, TalkSettings
     from voicecli.session import ConnectionSettings
 
-    config = load_config({}, env={"HOME": tempfile.gettempdir()}, dotenv_path=None)
-    settings = TalkSettings.from_config(config)
+    config = load_config({}, env={"HOME": home}, dotenv_path=None)
+    opener = probed_opener(ConnectionSettings(url=url), probe)
+    engine = TalkEngine(TalkSettings.from_config(config), opener, backend)
+    task = asyncio.create_task(engine.run())
+    while not engine.policy.connected:
+        if task.done():
+            task.result()  # it ended before connecting: raise why
+        await asyncio.sleep(0.01)
+    return engine, task
+
+
+async def duplex_conversation(seconds: float) -> Conversation:
     pcm, spoken = conversation_pcm(seconds)
     probe = Probe()
     real = sound_server_up()
     with ServerProcess(responder="echo", pace=1.0) as server, tempfile.TemporaryDirectory() as tmp:
-        connection = ConnectionSettings(url=server.url)
         if real:
             from tests import pulse
             from voicecli.audio import RealBackend
@@ -416,12 +424,7 @@ async def duplex_conversation(seconds: float) -> Conversation:
             from voicecli.smoke.audio import SmokeAudio
 
             backend = probed_backend(SmokeAudio, probe)(realtime=True)
-        engine = TalkEngine(settings, probed_opener(connection, probe), backend)
-        task = asyncio.create_task(engine.run())
-        while not engine.policy.connected:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
+        engine, task = await connected_engine(server.url, tmp, backend, probe)
         heartbeat = Heartbeat()
         heartbeat.start()
         rss = [status_kib("VmRSS")]
@@ -704,26 +707,15 @@ def decode_rows(count: int) -> list[Row]:
 
 async def burst_rows(audio_seconds: float) -> list[Row]:
     """The server sends `audio_seconds` of reply at once; the whole client takes it in."""
-    from voicecli.config import load_config
-    from voicecli.engine import TalkEngine, TalkSettings
-    from voicecli.session import ConnectionSettings
     from voicecli.smoke.audio import SmokeAudio
 
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "burst.jsonl"
         script.write_text(json.dumps({"text": "burst", "audio_ms": audio_seconds * 1000}) + "\n")
         with ServerProcess(responder="scripted", script=str(script), pace=0.0) as server:
-            config = load_config({}, env={"HOME": tmp}, dotenv_path=None)
-            settings = TalkSettings.from_config(config)
             probe = Probe()
             backend = probed_backend(SmokeAudio, probe)(realtime=False)
-            connection = ConnectionSettings(url=server.url)
-            engine = TalkEngine(settings, probed_opener(connection, probe), backend)
-            task = asyncio.create_task(engine.run())
-            while not engine.policy.connected:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
+            engine, task = await connected_engine(server.url, tmp, backend, probe)
             heartbeat = Heartbeat()
             heartbeat.start()
             cpu0 = cpu_seconds()
@@ -764,22 +756,8 @@ async def run(quick: bool) -> tuple[list[Row], str]:
     return rows, per_turn_table(conversation)
 
 
-def render(rows: list[Row], elapsed: float | None = None) -> str:
-    header = ("Measure", "Result", "Notes")
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
-    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |"]
-    lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    lines += [
-        "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
-        for row in rows
-    ]
-    tail = f"\n\n(total run time {elapsed:.0f} s)\n" if elapsed is not None else "\n"
-    return "\n".join(lines) + tail
-
-
-def load_note(load: tuple[float, float, float]) -> str:
-    """The load average when the run began: other work on the machine skews the figures."""
-    return f"load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1/5/15 min) at the start"
+def render(rows: list[Row]) -> str:
+    return markdown_table(("Measure", "Result", "Notes"), rows)
 
 
 def results_text(
@@ -791,7 +769,7 @@ def results_text(
         f"{load_note(load)}.\n\n"
         "Definitions: see the docstring of `bench/e2e.py`. Client and server run in separate "
         "processes on this machine; times are CLOCK_MONOTONIC in both.\n\n"
-        f"{render(rows, elapsed)}\n"
+        f"{render(rows)}\n\n(total run time {elapsed:.0f} s)\n\n"
         "## Per turn of the duplex conversation\n\n"
         "Milliseconds from `input_audio_buffer.speech_stopped`: when the server sent each event "
         "vs when the client received it (each side measured from its own view of "
@@ -814,22 +792,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "serve":
         serve(args.log, args.responder, args.script, args.pace)
         return 0
-    from bench.audio import ensure_sound_server
-    from bench.run import use_private_sound_server
-
-    use_private_sound_server()
-    started_pid = ensure_sound_server()
-    load = os.getloadavg()
-    started = time.monotonic()
-    try:
+    with private_sound_server("bench.e2e"):
+        load = os.getloadavg()
+        started = time.monotonic()
         rows, turns = asyncio.run(run(args.quick))
-    finally:
-        if started_pid:
-            from tests import pulse
-
-            pulse.stop(started_pid)
     elapsed = time.monotonic() - started
-    print(render(rows, elapsed))
+    print(render(rows))
+    print(f"\n(total run time {elapsed:.0f} s)\n")
     print(turns)
     if not args.no_write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -16,35 +16,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import os
 import sys
 import time
 import traceback
 
 from bench import audio, e2e
+from bench.report import Row, load_note, markdown_table, private_sound_server
 
 
-def use_private_sound_server() -> None:
-    """A PulseAudio daemon of the benchmarks' own, so a test run that starts or stops the
-    tests' daemon meanwhile cannot disturb the measurements (tests/pulse.py reads this)."""
-    os.environ.setdefault("VOICECLI_TEST_PA_DIR", f"/tmp/voicecli-pa-bench-{os.getuid()}")
-
-
-def render(sections: list[tuple[str, list[e2e.Row]]]) -> str:
-    header = ("Area", "Measure", "Result", "Notes")
+def render(sections: list[tuple[str, list[Row]]]) -> str:
     rows = [(area, *row) for area, section in sections for row in section]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: tuple[str, ...]) -> str:
-        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
-
-    out = [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    out += [line(row) for row in rows]
-    return "\n".join(out)
+    return markdown_table(("Area", "Measure", "Result", "Notes"), rows)
 
 
-async def run_all(quick: bool) -> tuple[list[e2e.Row], float, list[e2e.Row], str, float]:
+async def run_all(quick: bool) -> tuple[list[Row], float, list[Row], str, float]:
     started = time.monotonic()
     try:
         audio_rows = await audio.run(quick)
@@ -62,30 +48,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, shorter runs")
     parser.add_argument("--no-write", action="store_true", help="do not update bench/results/")
     args = parser.parse_args(argv)
-    use_private_sound_server()
-    started_pid = audio.ensure_sound_server()  # before anything imports sounddevice
-    load = os.getloadavg()
-    try:
+    with private_sound_server("bench.run"):  # before anything imports sounddevice
+        load = os.getloadavg()
         audio_rows, audio_s, e2e_rows, turns, e2e_s = asyncio.run(run_all(args.quick))
-    finally:
-        if started_pid:
-            from tests import pulse
-
-            pulse.stop(started_pid)
     print(render([("audio", audio_rows), ("e2e", e2e_rows)]))
     print(
         f"\n(audio {audio_s:.0f} s, end to end {e2e_s:.0f} s; machine: {e2e.machine()}; "
-        f"{e2e.load_note(load)})"
+        f"{load_note(load)})"
     )
     if not args.no_write:
         command = ".venv/bin/python -m bench.run" + (" --quick" if args.quick else "")
-        today = datetime.date.today().isoformat()
         audio.RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        audio.RESULTS.write_text(
-            f"# Audio engine benchmarks\n\n`{command}`, {today}.\n\n"
-            f"Machine: {audio.machine()}; {e2e.load_note(load)}.\n\n"
-            f"{audio.render(audio_rows, audio_s)}"
-        )
+        audio.RESULTS.write_text(audio.results_text(audio_rows, audio_s, command, load))
         e2e.RESULTS.write_text(e2e.results_text(e2e_rows, turns, e2e_s, command, load))
         print(f"Wrote {audio.RESULTS} and {e2e.RESULTS}.")
     return 0

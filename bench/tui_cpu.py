@@ -1,24 +1,27 @@
 """CPU used by the real `voicecli talk` (Textual UI + engine + audio) with a session open.
 
-    .venv/bin/python -m bench.tui_cpu            # about 3 minutes; writes bench/results/tui.md
-    .venv/bin/python -m bench.tui_cpu --window 10
+    .venv/bin/python -m bench.tui_cpu                 # ~8 minutes; writes bench/results/tui.md
+    .venv/bin/python -m bench.tui_cpu --repeat 1 --window 10 --only duplex   # a quick look
 
-The program runs in tmux (120x40) on the private PulseAudio server, like a user's terminal.
-The realtime server runs in a separate process (`voicecli serve`, speech responder, real-time
-pace) so its work is not counted; a last pair of runs uses the embedded server (no --url, what
-a user without an API key gets) where it is. CPU is read from /proc/PID/stat (utime + stime)
-over a window: percent of one core = CPU seconds / wall seconds x 100.
+The program runs in tmux (120x40) on the benchmarks' private PulseAudio server, as in a user's
+terminal. The realtime server is a separate process (`voicecli serve`, speech responder, real-
+time pace), so its work is not counted; one pair of scenarios uses the embedded server (no
+--url, what a user without an API key gets), where it is. CPU is utime + stime of the talk
+process from /proc/PID/stat over a window, as percent of one core (CPU seconds / wall seconds
+x 100). Each scenario runs `--repeat` times in a fresh process, the rounds interleaved so a
+busy spell on the (shared) machine does not hit one scenario only; the table gives the median
+and the range.
 
-Scenarios, each in a fresh talk process:
+Scenarios:
 
 - idle: connected, server VAD listening, the mic streaming (silence) to the server;
 - duplex: an espeak-ng question played into the mic every 4 s, so the mic streams speech while
-  replies play (and the user barges in on them); the screen updates states, meters, the
+  replies play (and the user barges in on them); the screen updates the state, the meters, the
   streaming transcript and the per-turn line;
 - duplex + inspector: the same with the event inspector open;
 - text only: no audio devices, idle;
-- engine only: the same engine, audio backend and settings without any UI (a baseline: the
-  difference to the first two rows is what the UI costs).
+- engine only: the same engine, audio backend and settings without any UI, a baseline: the
+  difference to the talk rows is what the UI costs.
 """
 
 from __future__ import annotations
@@ -29,28 +32,19 @@ import os
 import platform
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "tui.md"
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def ensure_sound_server() -> int | None:
-    from tests import pulse
-
-    os.environ["PULSE_SERVER"] = pulse.SERVER
-    pid = pulse.start()
-    if not pulse.is_up():
-        raise SystemExit("bench.tui_cpu: no PulseAudio server (run scripts/install.sh)")
-    return pid
 
 
 def cpu_seconds(pid: int) -> float:
@@ -75,9 +69,9 @@ def speech(directory: Path) -> Path:
 
 
 class Talk:
-    """`voicecli talk ARGS` exec'd in its own tmux server, so the pane's pid is the program."""
+    """A program exec'd in a tmux server of its own, so the pane's pid is the program's."""
 
-    def __init__(self, home: Path, args: list[str], program: str = "voicecli talk") -> None:
+    def __init__(self, home: Path, argv: list[str]) -> None:
         from tests import pulse
 
         self.socket = f"voicecli-bench-{uuid.uuid4().hex[:10]}"
@@ -90,8 +84,7 @@ class Talk:
             "XDG_STATE_HOME": str(home / "state"),
             "PYTHONPATH": str(ROOT),
         }
-        module = "voicecli talk" if program == "voicecli talk" else "bench.tui_cpu --engine-only"
-        command = " ".join(["exec", f"'{sys.executable}'", "-m", module, *args])
+        command = " ".join(["exec", f"'{sys.executable}'", *argv])
         self.tmux(
             "new-session", "-d", "-s", "talk", "-x", "120", "-y", "40", "-c", str(home),
             *[part for name, value in env.items() for part in ("-e", f"{name}={value}")],
@@ -100,6 +93,7 @@ class Talk:
         self.pid = int(self.tmux("display-message", "-p", "-t", "talk", "#{pane_pid}"))
 
     def tmux(self, *args: str) -> str:
+        # COLUMNS/LINES would override the pane's real size inside the app.
         env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
         return subprocess.run(
             ["tmux", "-L", self.socket, *args], capture_output=True, text=True, env=env, timeout=10
@@ -119,49 +113,64 @@ class Talk:
         self.tmux("send-keys", "-t", "talk", "q")
         time.sleep(1.0)
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+        tmp = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}"
+        (tmp / self.socket).unlink(missing_ok=True)
 
 
 @dataclass
-class Result:
+class Scenario:
     name: str
-    cpu_percent: float
-    window_s: float
-    turns: int
+    argv: list[str]
+    speech: bool = False
+    keys: str = ""
+    runs: list[float] = field(default_factory=list)
+    turns: list[int] = field(default_factory=list)
 
 
-def measure(
-    name: str, talk: Talk, window: float, speech_wav: Path | None, keys: str = ""
-) -> Result:
+def measure(scenario: Scenario, talk: Talk, window: float, question: Path) -> None:
     from tests import pulse
 
     talk.wait_for("● connected")
-    if keys:
-        talk.tmux("send-keys", "-t", "talk", keys)
+    if scenario.keys:
+        talk.tmux("send-keys", "-t", "talk", scenario.keys)
     time.sleep(2.0)  # settle: the first frames, the audio streams warming up
     start_cpu, start = cpu_seconds(talk.pid), time.monotonic()
-    next_play = start
-    players = []
+    next_play, players = start, []
     while (now := time.monotonic()) < start + window:
-        if speech_wav is not None and now >= next_play:
-            players.append(pulse.play_into_mic(speech_wav))
+        if scenario.speech and now >= next_play:
+            players.append(pulse.play_into_mic(question))
             next_play += 4.0
         time.sleep(0.05)
     used, elapsed = cpu_seconds(talk.pid) - start_cpu, time.monotonic() - start
     for player in players:
         player.wait(timeout=10)
-    screen = talk.screen()
     turns = max(
-        (int(word) for line in screen.splitlines() if line.strip().startswith("turn ")
+        (int(word) for line in talk.screen().splitlines() if line.strip().startswith("turn ")
          for word in line.split()[1:2] if word.isdigit()),
         default=0,
     )  # fmt: skip
-    result = Result(name, 100 * used / elapsed, elapsed, turns)
-    print(f"{name:44s} {result.cpu_percent:5.1f} % of one core ({turns} turns)", flush=True)
-    return result
+    scenario.runs.append(100 * used / elapsed)
+    scenario.turns.append(turns)
+    print(f"{scenario.name:46s} {scenario.runs[-1]:5.1f} % ({turns} turns)", flush=True)
 
 
-def run(window: float, only: str = "") -> list[Result]:
-    results = []
+def scenarios(url: str) -> list[Scenario]:
+    talk = ["-m", "voicecli", "talk", "--no-history"]
+    remote = [*talk, "--url", url]
+    engine = ["-m", "bench.tui_cpu", "--engine-only", url]
+    return [
+        Scenario("idle, VAD listening", remote),
+        Scenario("duplex conversation", remote, speech=True),
+        Scenario("duplex + inspector open", remote, speech=True, keys="i"),
+        Scenario("text only, idle", [*remote, "--text-only"]),
+        Scenario("engine only, no UI: idle", engine),
+        Scenario("engine only, no UI: duplex", engine, speech=True),
+        Scenario("idle, embedded local server", talk),
+        Scenario("duplex, embedded local server", talk, speech=True),
+    ]
+
+
+def run(window: float, repeat: int, only: str) -> list[Scenario]:
     with tempfile.TemporaryDirectory(prefix="voicecli-bench-") as tmp:
         tmp_path = Path(tmp)
         question = speech(tmp_path)
@@ -173,77 +182,18 @@ def run(window: float, only: str = "") -> list[Result]:
         )  # fmt: skip
         try:
             server.stdout.readline()  # "listening on ..."
-            url = ["--url", f"ws://127.0.0.1:{port}/v1/realtime", "--no-history"]
-            engine = [f"ws://127.0.0.1:{port}/v1/realtime"]
-            talk = "voicecli talk"
-            scenarios = [
-                ("idle, VAD listening (separate server)", talk, url, None, ""),
-                ("duplex conversation (separate server)", talk, url, question, ""),
-                ("duplex + inspector open (separate server)", talk, url, question, "i"),
-                ("text only, idle (separate server)", talk, [*url, "--text-only"], None, ""),
-                ("idle, embedded local server", talk, ["--no-history"], None, ""),
-                ("duplex, embedded local server", talk, ["--no-history"], question, ""),
-                ("engine only, no UI: idle", "engine", engine, None, ""),
-                ("engine only, no UI: duplex", "engine", engine, question, ""),
-            ]
-            for index, (name, program, args, wav, keys) in enumerate(scenarios):
-                if only and only not in name:
-                    continue
-                talk = Talk(tmp_path / f"home{index}", args, program)
-                try:
-                    results.append(measure(name, talk, window, wav, keys))
-                finally:
-                    talk.close()
+            chosen = [s for s in scenarios(f"ws://127.0.0.1:{port}/v1/realtime") if only in s.name]
+            for round_ in range(repeat):
+                for index, scenario in enumerate(chosen):
+                    talk = Talk(tmp_path / f"home-{round_}-{index}", scenario.argv)
+                    try:
+                        measure(scenario, talk, window, question)
+                    finally:
+                        talk.close()
         finally:
             server.terminate()
             server.wait(timeout=10)
-    return results
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def write(results: list[Result], window: float) -> None:
-    import textual
-
-    today = datetime.date.today().isoformat()
-    lines = [
-        "# `voicecli talk`: CPU of the running TUI",
-        "",
-        f"Measured {today} with `python -m bench.tui_cpu --window {window:g}` on {cpu_model()} "
-        f"({os.cpu_count()} cores, shared with other work), Python {platform.python_version()}, "
-        f"Textual {textual.__version__}, PulseAudio null sinks.",
-        "",
-        "The real program in tmux (120x40); CPU = utime + stime of its process from "
-        f"/proc/PID/stat over {window:g} s after 2 s of settling, as percent of one core. "
-        "Goal: under 5 %.",
-        "",
-        "| scenario | CPU (% of one core) | turns on screen |",
-        "|---|---:|---:|",
-    ]
-    lines += [f"| {r.name} | {r.cpu_percent:.1f} | {r.turns} |" for r in results]
-    lines += [
-        "",
-        "- *separate server*: `voicecli serve --responder speech --pace 1` in another process, "
-        "talk connects with `--url`; only the client is measured.",
-        "- *embedded local server*: no `--url` and no key, so the local server (espeak-ng "
-        "replies, VAD, pacing) runs inside the talk process and is counted.",
-        "- *duplex*: the question is played into the mic every 4 s while replies play; the mic "
-        "streams all the time (server VAD), so audio flows both ways at once.",
-        "- *engine only*: `TalkEngine` + the real audio backend with talk's default settings "
-        "and no UI, against the same server: the difference to the talk rows is the UI's "
-        "share.",
-        "- The UI redraws at most 15 times a second from `engine.snapshot()`, and only what "
-        "changed; the audio engine's 20 ms tick and the mic's 50 blocks/s are included.",
-        "",
-    ]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines))
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    return chosen
 
 
 def engine_only(url: str) -> int:
@@ -276,10 +226,58 @@ def engine_only(url: str) -> int:
     return 0
 
 
+def write(chosen: list[Scenario], window: float, repeat: int, load: tuple[float, ...]) -> None:
+    import textual
+
+    from bench.report import cpu_name, load_note, markdown_table
+
+    rows = [
+        (
+            s.name,
+            f"{statistics.median(s.runs):.1f}",
+            f"{min(s.runs):.1f}–{max(s.runs):.1f}",
+            str(max(s.turns)),
+        )
+        for s in chosen
+    ]
+    lines = [
+        "# `voicecli talk`: CPU of the running TUI",
+        "",
+        f"Measured {datetime.date.today().isoformat()} with `python -m bench.tui_cpu --window "
+        f"{window:g} --repeat {repeat}` on {cpu_name()} ({os.cpu_count()} cores, shared with "
+        f"other work; {load_note(load)}), Python {platform.python_version()}, Textual "
+        f"{textual.__version__}, PulseAudio null sinks.",
+        "",
+        "The real program in tmux (120x40). CPU = utime + stime of its process from "
+        f"/proc/PID/stat over {window:g} s (after 2 s of settling), as percent of one core; "
+        f"median and range of {repeat} runs, each in a fresh process. Goal: under 5 %.",
+        "",
+        markdown_table(("scenario", "CPU % (median)", "range", "turns on screen"), rows),
+        "",
+        "- The realtime server is `voicecli serve --responder speech --pace 1` in another "
+        "process (talk connects with `--url`) except in the *embedded local server* rows, "
+        "where, as for a user without an API key, it runs inside the talk process and counts.",
+        "- *duplex*: the question is played into the mic every 4 s while replies play; the mic "
+        "streams all the time (server VAD), so audio flows both ways at once.",
+        "- *engine only*: `TalkEngine` + the real audio backend with talk's default settings "
+        "and no UI, against the same server: the difference to the talk rows is the UI's "
+        "share.",
+        "- The UI redraws at most 10 times a second from `engine.snapshot()`, and only what "
+        "changed (fixed-size widgets repaint without a layout pass; the meters only when a "
+        "level crosses a cell); the audio engine's 20 ms tick and the mic's 50 blocks a "
+        "second are in every row.",
+        "",
+    ]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text("\n".join(lines))
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--window", type=float, default=20.0, help="seconds measured per run")
-    parser.add_argument("--only", default="", help="run only scenarios whose name has this")
+    parser.add_argument("--window", type=float, default=15.0, help="seconds measured per run")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per scenario")
+    parser.add_argument("--only", default="", help="only scenarios whose name has this")
     parser.add_argument("--engine-only", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.engine_only:
@@ -287,15 +285,13 @@ def main() -> int:
     for tool in ("tmux", "espeak-ng", "sox", "paplay"):
         if not shutil.which(tool):
             raise SystemExit(f"bench.tui_cpu: {tool} is needed")
-    started = ensure_sound_server()
-    try:
-        results = run(args.window, args.only)
-    finally:
-        from tests import pulse
+    from bench.report import private_sound_server
 
-        pulse.stop(started)
+    load = os.getloadavg()
+    with private_sound_server("bench.tui_cpu"):
+        chosen = run(args.window, args.repeat, args.only)
     if not args.only:  # a partial run does not replace the published table
-        write(results, args.window)
+        write(chosen, args.window, args.repeat, load)
     return 0
 
 

@@ -47,32 +47,39 @@ def start() -> int | None:
     """Start the daemon unless it already runs; returns the pid we started, or None."""
     if is_up() or not shutil.which("pulseaudio"):
         return None
-    (PA_DIR / "xdg").mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(PA_DIR / "xdg", 0o700)
-    (PA_DIR / "default.pa").write_text(DEFAULT_PA.format(dir=PA_DIR))
+    # The null sink's first render cycle after start is 2 s: streams opened earlier stall.
+    return launch(PA_DIR, settle_s=2.5)
+
+
+def launch(directory: Path, settle_s: float) -> int:
+    """Start a daemon serving `unix:{directory}/native` with the sinks above; its pid.
+
+    `settle_s` is how long to wait once it answers (see `start()` for why that matters)."""
+    (directory / "xdg").mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(directory / "xdg", 0o700)
+    (directory / "default.pa").write_text(DEFAULT_PA.format(dir=directory))
     subprocess.run(
         [
             "pulseaudio",
             "--daemonize=yes",
             "-n",
             "-F",
-            str(PA_DIR / "default.pa"),
+            str(directory / "default.pa"),
             "--exit-idle-time=-1",
-            f"--log-target=file:{PA_DIR}/pulse.log",
+            f"--log-target=file:{directory}/pulse.log",
         ],
-        env={**os.environ, "XDG_RUNTIME_DIR": str(PA_DIR / "xdg")},
+        env={**os.environ, "XDG_RUNTIME_DIR": str(directory / "xdg")},
         check=True,
         timeout=30,
     )
     for _ in range(100):
-        if is_up():
+        if is_up(f"unix:{directory}/native"):
             break
         time.sleep(0.1)
     else:
-        raise RuntimeError(f"pulseaudio did not come up; see {PA_DIR}/pulse.log")
-    # The null sink's first render cycle after start is 2 s: streams opened earlier stall.
-    time.sleep(2.5)
-    return int((PA_DIR / "xdg" / "pulse" / "pid").read_text())
+        raise RuntimeError(f"pulseaudio did not come up; see {directory}/pulse.log")
+    time.sleep(settle_s)
+    return int((directory / "xdg" / "pulse" / "pid").read_text())
 
 
 def stop(pid: int | None) -> None:

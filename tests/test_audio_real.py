@@ -325,32 +325,7 @@ async def test_a_device_lost_mid_stream_is_reported_and_the_session_goes_on(
 
 def start_private_pulse(directory: Path) -> int:
     """A second, throw-away PulseAudio server that this test may kill."""
-    import os
-    import subprocess
-
-    (directory / "xdg").mkdir(parents=True, mode=0o700)
-    (directory / "default.pa").write_text(pulse.DEFAULT_PA.format(dir=directory))
-    subprocess.run(
-        [
-            "pulseaudio",
-            "--daemonize=yes",
-            "-n",
-            "-F",
-            str(directory / "default.pa"),
-            "--exit-idle-time=-1",
-            f"--log-target=file:{directory}/pulse.log",
-        ],
-        env={**os.environ, "XDG_RUNTIME_DIR": str(directory / "xdg")},
-        check=True,
-        timeout=30,
-    )
-    server = f"unix:{directory}/native"
-    for _ in range(100):
-        if pulse.is_up(server):
-            break
-        time.sleep(0.1)
-    time.sleep(0.5)
-    return int((directory / "xdg" / "pulse" / "pid").read_text())
+    return pulse.launch(directory, settle_s=0.5)
 
 
 async def test_a_failing_callback_is_counted_and_the_stream_keeps_playing(

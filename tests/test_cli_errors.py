@@ -1,56 +1,34 @@
 """Bad input in a real `voicecli` process: one clear line on stderr, exit code 2, no traceback.
 
-The configuration cases run through every command that takes the shared config flags and is
-built (`config show` always; `talk`, `smoke`, `doctor` once they exist), so they all fail the
-same way before touching audio or the network.
+The configuration cases run through every command that takes the shared config flags
+(`config show`, `talk`, `smoke`, `doctor`), so they all fail the same way before touching audio
+or the network.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.cli import assert_one_line_error, run_voicecli, user_environment
+
 
 FAKE_KEY = "sk-proj-CLI-ERRORS-FAKE-KEY-0123456789-q7q7"
 
-CONFIG_COMMANDS = [
-    command
-    for command in (["config", "show"], ["talk"], ["smoke"], ["doctor"])
-    if importlib.util.find_spec(f"voicecli.commands.{command[0]}") is not None
-]
+CONFIG_COMMANDS = [["config", "show"], ["talk"], ["smoke"], ["doctor"]]
 
 
 def voicecli(
     tmp_path: Path, *argv: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("VOICECLI_", "XDG_"))}
-    base.pop("OPENAI_API_KEY", None)
-    base["HOME"] = str(home)
-    return subprocess.run(
-        [sys.executable, "-m", "voicecli", *argv],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={**base, **(env or {})},
-        timeout=60,
-    )
+    return run_voicecli(*argv, home=tmp_path / "home", cwd=tmp_path, env=env)
 
 
 def assert_one_clear_line(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    assert "Traceback" not in result.stderr, result.stderr
-    assert result.returncode == 2, (result.returncode, result.stderr)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("voicecli: ")
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
+    assert_one_line_error(result, *fragments)
     assert FAKE_KEY not in result.stdout + result.stderr
 
 
@@ -128,4 +106,30 @@ def test_bad_number_flag(tmp_path: Path, command: list[str]) -> None:
 
 def test_unknown_flag_is_one_line(tmp_path: Path) -> None:
     result = voicecli(tmp_path, "config", "show", "--no-such-flag")
-    assert_one_clear_line(result, "unrecognized arguments: --no-such-flag")
+    assert_one_clear_line(
+        result, "unrecognized arguments: --no-such-flag (see 'voicecli config show --help')"
+    )
+
+
+def test_unknown_command_points_at_the_top_level_help(tmp_path: Path) -> None:
+    result = voicecli(tmp_path, "tlak")
+    assert_one_clear_line(result, "invalid choice: 'tlak'", "(see 'voicecli --help')")
+
+
+def test_output_to_a_reader_that_went_away_is_not_an_error(tmp_path: Path) -> None:
+    reader = subprocess.Popen(["head", "-c", "1"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    assert reader.stdin is not None
+    # A listing far larger than the pipe's buffer, so writing it outlives the reader.
+    path = write(tmp_path, f'[session]\ninstructions = "{"x" * 200_000}"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "voicecli", "config", "show", "--json", "--config", path],
+        stdout=reader.stdin,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=user_environment(tmp_path),
+        timeout=60,
+    )
+    reader.stdin.close()
+    reader.wait(timeout=10)
+    assert (result.returncode, result.stderr) == (0, "")

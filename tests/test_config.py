@@ -226,6 +226,14 @@ def test_bad_file_is_one_sentence_naming_file_key_and_problem(
     assert "\n" not in message
 
 
+def test_a_file_that_is_not_utf8_is_one_sentence(home: Path) -> None:
+    path = home / "latin1.toml"
+    path.write_bytes("[session]\ninstructions = 'caf\u00e9'\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as caught:
+        load_config({}, {"HOME": str(home)}, str(path), dotenv_path=None)
+    assert str(caught.value) == f"{path}: not valid TOML: the file is not UTF-8 text"
+
+
 @pytest.mark.parametrize(
     "file_text",
     [

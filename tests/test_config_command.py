@@ -4,30 +4,16 @@ and the API key never printed."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.cli import run_voicecli
 from voicecli.cli import main
 from voicecli.config import KEYS
 
 
 FAKE_KEY = "sk-proj-RECOGNISABLE-FAKE-KEY-1234567890-zz99"
-
-
-@pytest.fixture
-def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private HOME and working directory, no XDG or VOICECLI_* from the outside."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "VOICECLI_CONFIG", "OPENAI_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    return home
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -44,7 +30,7 @@ def line_for(output: str, name: str) -> str:
 
 def test_config_path_default_and_named(sandbox: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "config", "path")
-    default = sandbox / ".config" / "voicecli" / "config.toml"
+    default = sandbox / "home" / ".config" / "voicecli" / "config.toml"
     assert (code, out) == (0, f"{default} (does not exist; chosen by default)\n")
     named = sandbox / "mine.toml"
     named.write_text("")
@@ -115,14 +101,8 @@ def test_config_without_an_action_is_a_usage_error(
 
 
 def test_show_in_a_real_process_never_prints_the_key(sandbox: Path) -> None:
-    env = {**os.environ, "OPENAI_API_KEY": FAKE_KEY, "VOICECLI_SESSION_VOICE": "cedar"}
-    result = subprocess.run(
-        [sys.executable, "-m", "voicecli", "config", "show"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=30,
-    )
+    env = {"OPENAI_API_KEY": FAKE_KEY, "VOICECLI_SESSION_VOICE": "cedar"}
+    result = run_voicecli("config", "show", home=sandbox / "home", cwd=sandbox, env=env)
     assert result.returncode == 0, result.stderr
     assert line_for(result.stdout, "voice").split()[2:] == [
         '"cedar"',

@@ -4,16 +4,14 @@ servers on loopback for the key, reachability and handshake checks."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import wave
 from pathlib import Path
 
 import pytest
 
 from tests import pulse
+from tests.cli import run_voicecli
 from voicecli.cli import main
 from voicecli.config import load_config
 from voicecli.doctor import CHECKS, render, run_checks
@@ -22,17 +20,6 @@ from voicecli.server import LocalServer, ServerOptions
 
 FAKE_KEY = "sk-proj-DOCTOR-FAKE-KEY-0123456789-abcdefXYZ"
 NETWORK_CHECKS = [check for check in CHECKS if check.name in ("api_key", "server", "handshake")]
-
-
-@pytest.fixture
-def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "VOICECLI_CONFIG", "OPENAI_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def config_for(tmp_path: Path, env: dict[str, str] | None = None, **overrides: str):  # type: ignore[no-untyped-def]
@@ -94,18 +81,8 @@ def test_doctor_fails_a_silent_microphone(
 
 
 def test_doctor_without_a_sound_server(sandbox: Path) -> None:
-    env = {
-        **os.environ,
-        "PULSE_SERVER": f"unix:{sandbox}/no-such-server/native",
-        "HOME": str(sandbox / "home"),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "voicecli", "doctor"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    env = {"PULSE_SERVER": f"unix:{sandbox}/no-such-server/native"}
+    done = run_voicecli("doctor", home=sandbox / "home", cwd=sandbox, env=env)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     lines = done.stdout.splitlines()

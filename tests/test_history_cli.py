@@ -13,6 +13,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from tests.cli import assert_one_line_error, run_voicecli, user_environment
 from voicecli.history.export import EXPORT_JSON_SCHEMA
 from voicecli.history.store import HistoryStore, MessageFigures
 
@@ -28,30 +29,20 @@ def home(tmp_path: Path) -> Path:
 
 
 def environment(home: Path, **extra: str) -> dict[str, str]:
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("VOICECLI_") and name != "OPENAI_API_KEY"
+    """Private XDG directories under `home`, and UTC so the tables' times are known."""
+    return {
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "TZ": "UTC",
+        "PYTHONUNBUFFERED": "1",
+        **extra,
     }
-    env.update(
-        HOME=str(home),
-        XDG_DATA_HOME=str(home / "data"),
-        XDG_CONFIG_HOME=str(home / "config"),
-        TZ="UTC",
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(extra)
-    return env
 
 
 def voicecli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "voicecli", "history", *args],
-        capture_output=True,
-        text=True,
-        env=environment(home, **env),
-        cwd=home / "work",  # no stray .env
-        timeout=30,
+    # cwd: no stray .env
+    return run_voicecli(
+        "history", *args, home=home, cwd=home / "work", env=environment(home, **env), timeout=30
     )
 
 
@@ -92,16 +83,6 @@ def fill(path: Path) -> tuple[int, int]:
             ended_at=START + 3601,
         )
     return old, new
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> None:
-    assert result.returncode == 2, result
-    assert result.stdout == ""
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("voicecli: "), result.stderr
-    for word in words:
-        assert word in lines[0]
 
 
 # --- an empty history ----------------------------------------------------------------------
@@ -226,7 +207,7 @@ def test_delete_asks_on_a_terminal(home: Path, answer: str, deleted: bool) -> No
         os.execve(
             sys.executable,
             [sys.executable, "-m", "voicecli", "history", "delete", str(old)],
-            environment(home),
+            user_environment(home, environment(home)),
         )
     output = b""
     while b"[y/N]" not in output:

@@ -87,6 +87,19 @@ class Talk:
             ),
         )
 
+    def user_types(self, item_id: str, previous: str | None, text: str) -> None:
+        self.apply(
+            ev.ItemAdded(
+                item=ev.Item(
+                    id=item_id,
+                    type="message",
+                    role="user",
+                    content=(ev.ContentPart(type="input_text", text=text),),
+                ),
+                previous_item_id=previous,
+            )
+        )
+
     def transcript_arrives(self, item_id: str, text: str) -> None:
         self.apply(ev.InputTranscriptCompleted(item_id=item_id, transcript=text))
 
@@ -221,17 +234,7 @@ def test_typed_messages_notices_and_errors(talk: Talk) -> None:
     talk.view.typed("hello from the keyboard")
     talk.sync()
     assert talk.rows() == []  # not confirmed by the server yet
-    talk.apply(
-        ev.ItemAdded(
-            item=ev.Item(
-                id="t1",
-                type="message",
-                role="user",
-                content=(ev.ContentPart(type="input_text", text="hello from the keyboard"),),
-            ),
-            previous_item_id=None,
-        )
-    )
+    talk.user_types("t1", None, "hello from the keyboard")
     talk.view.notice("Reconnected.", "t1")
     talk.view.error("Server error rate_limit_exceeded: slow down.", "t1")
     talk.sync()
@@ -264,17 +267,7 @@ def test_finish_keeps_what_was_pending_and_ends_the_conversation(talk: Talk) -> 
 
 def test_replayed_items_are_skipped(talk: Talk) -> None:
     talk.recorder.skip_items(["replayed-1"])
-    talk.apply(
-        ev.ItemAdded(
-            item=ev.Item(
-                id="replayed-1",
-                type="message",
-                role="user",
-                content=(ev.ContentPart(type="input_text", text="from the old session"),),
-            ),
-            previous_item_id=None,
-        )
-    )
+    talk.user_types("replayed-1", None, "from the old session")
     talk.user_speaks("u2", "replayed-1")
     talk.transcript_arrives("u2", "new words")
     assert talk.rows() == [("user", "voice", "new words", False)]

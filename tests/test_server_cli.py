@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import socket
@@ -14,23 +13,15 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
+from tests.cli import assert_one_line_error
+
 
 VOICECLI = str(Path(sys.executable).with_name("voicecli"))
 
 
-def run_serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [VOICECLI, "serve", *args], capture_output=True, text=True, timeout=20, env=env
-    )
-
-
-def assert_one_line_usage_error(result: subprocess.CompletedProcess, needle: str) -> None:
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("voicecli: ")
-    assert needle in lines[0]
+def run_serve(*args: str) -> subprocess.CompletedProcess[str]:
+    """The installed `voicecli` script itself (tests/conftest.py cleared VOICECLI_SERVER_KEY)."""
+    return subprocess.run([VOICECLI, "serve", *args], capture_output=True, text=True, timeout=20)
 
 
 @pytest.mark.parametrize(
@@ -48,15 +39,14 @@ def assert_one_line_usage_error(result: subprocess.CompletedProcess, needle: str
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], needle: str):
-    env = {k: v for k, v in os.environ.items() if k != "VOICECLI_SERVER_KEY"}
-    assert_one_line_usage_error(run_serve(*args, env=env), needle)
+    assert_one_line_error(run_serve(*args), needle)
 
 
 def test_a_bad_script_line_is_reported_with_its_line_number(tmp_path: Path):
     script = tmp_path / "replies.jsonl"
     script.write_text('{"text": "fine"}\n{"text": broken}\n')
     result = run_serve("--responder", "scripted", "--script", str(script))
-    assert_one_line_usage_error(result, "replies.jsonl:2: not valid JSON")
+    assert_one_line_error(result, "replies.jsonl:2: not valid JSON")
 
 
 def test_a_port_in_use_is_one_line_and_exit_2():
@@ -65,9 +55,7 @@ def test_a_port_in_use_is_one_line_and_exit_2():
         taken.listen()
         port = taken.getsockname()[1]
         result = run_serve("--port", str(port))
-    assert_one_line_usage_error(
-        result, f"cannot listen on 127.0.0.1:{port}: the port is already in use"
-    )
+    assert_one_line_error(result, f"cannot listen on 127.0.0.1:{port}: the port is already in use")
 
 
 async def test_serve_prints_the_url_serves_and_stops_cleanly_on_ctrl_c():

@@ -83,6 +83,11 @@ def test_settings_headers_and_display_url() -> None:
         ConnectionSettings(dialect="gamma")
 
 
+def test_display_url_drops_credentials_in_the_url() -> None:
+    proxied = ConnectionSettings(url="wss://me:sk-in-url-123@proxy.example:8443/rt?key=sk-q")
+    assert proxied.display_url == "wss://proxy.example:8443/rt"
+
+
 def test_settings_from_config(tmp_path: Path) -> None:
     def config(**env: str):  # noqa: ANN202
         return load_config({}, {"HOME": str(tmp_path), **env}, None, dotenv_path=None)

@@ -24,18 +24,6 @@ SCHEMA = json.loads(
 LATENCIES = ("response_created", "first_audio", "first_transcript", "first_played", "total")
 
 
-@pytest.fixture
-def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private HOME and working directory: no developer config, key or history."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "VOICECLI_CONFIG", "OPENAI_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def smoke(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(["smoke", *argv])
     out, err = capsys.readouterr()
@@ -352,6 +340,21 @@ def test_short_wav_is_refused(sandbox: Path, capsys: pytest.CaptureFixture[str])
     code, _, err = smoke(capsys, "--no-history", "--wav", str(short))
     assert code == 2
     assert err == (f"voicecli: --wav: {short} holds 50 ms of audio; a turn needs at least 100 ms\n")
+
+
+def test_unwritable_outputs_are_refused_before_connecting(
+    sandbox: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = sandbox / "no-such-folder" / "report.json"
+    code, out, err = smoke(capsys, "--no-history", "--text", "hi", "--json", str(report))
+    assert (code, out) == (2, "")
+    assert err == (
+        f"voicecli: cannot write the JSON report {report}: the folder {report.parent} does not "
+        "exist\n"
+    )
+    (sandbox / "taken").write_text("")
+    code, out, err = smoke(capsys, "--no-history", "--text", "hi", "--out", "taken")
+    assert (code, out, err) == (2, "", "voicecli: --out taken: that is a file, not a folder\n")
 
 
 async def test_connection_lost_mid_turn_is_exit_2_with_the_turn_marked(tmp_path: Path) -> None:

@@ -122,6 +122,8 @@ class TalkInTmux:
 
     def close(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+        tmp = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}"
+        (tmp / self.socket).unlink(missing_ok=True)  # tmux leaves the socket file behind
 
     def __enter__(self) -> TalkInTmux:
         return self

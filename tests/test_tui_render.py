@@ -14,6 +14,7 @@ from voicecli.tui.eventlog import InspectorModel, format_row, is_stream
 from voicecli.tui.render import (
     level_dbfs,
     meter,
+    meter_cells,
     state_text,
     status_text,
     time_left,
@@ -100,10 +101,12 @@ def test_state_indicator_words_and_hints() -> None:
 def test_meter_scale() -> None:
     assert level_dbfs(0.0) == -60.0
     assert round(level_dbfs(0.5), 1) == -6.0
-    assert meter("mic", 0.0, width=10).plain == "mic ▕░░░░░░░░░░▏   -∞ dB"
-    assert meter("out", 1.0, width=10).plain == "out ▕██████████▏    0 dB"
+    assert meter("mic", 0.0, width=10).plain == "mic ▕░░░░░░░░░░▏"
+    assert meter("out", 1.0, width=10).plain == "out ▕██████████▏"
     half = meter("mic", 10 ** (-30 / 20), width=10, note="gated").plain
-    assert half == "mic ▕█████░░░░░▏  -30 dB gated"
+    assert half == "mic ▕█████░░░░░▏ gated"
+    assert meter_cells(10 ** (-30 / 20), width=10) == 5 and meter_cells(0.0) == 0
+    assert meter("out", 0.9).spans[0].style == "red"
 
 
 def test_turn_line_shows_latency_tokens_and_cost() -> None:

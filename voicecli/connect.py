@@ -46,12 +46,21 @@ class Target:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[ConnectionSettings]:
-        """The settings to connect with, the local server listening for as long as needed."""
+        """The settings to connect with, the local server listening for as long as needed.
+
+        Raises ConnectError when the local server cannot listen (no free port on 127.0.0.1)."""
+        from voicecli.errors import ConnectError
+
         server = self.local_server
         if server is None:
             yield self.connection
             return
-        await server.start()
+        try:
+            await server.start()
+        except OSError as exc:
+            raise ConnectError(
+                f"the embedded local server cannot listen on 127.0.0.1: {exc.strerror or exc}"
+            ) from None
         try:
             yield dataclasses.replace(self.connection, url=server.url, api_key=None)
         finally:

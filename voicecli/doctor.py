@@ -28,8 +28,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import numpy as np
-
 from voicecli.errors import (
     AuthError,
     BetaShapeDisabled,
@@ -223,11 +221,10 @@ async def check_mic_level(ctx: Context) -> str:
             block = await asyncio.wait_for(anext(blocks), left)
             if block.captured_at < started:
                 continue  # queued while the earlier check ran
-            pcm = np.frombuffer(block.pcm, "<i2").astype(np.float64)
-            samples += pcm.size
-            if pcm.size:
-                peak = max(peak, float(np.max(np.abs(pcm))) / 32768)
-                energy += float(np.sum(pcm * pcm)) / 32768**2
+            count = len(block.pcm) // 2
+            samples += count
+            peak = max(peak, block.peak)
+            energy += block.rms * block.rms * count  # the block's level, measured on arrival
     got_s = samples / 24000
     if got_s < seconds / 2:
         raise CheckFailed(
@@ -294,10 +291,9 @@ async def check_server(ctx: Context) -> str:
     if target.local_server is not None:
         try:
             ctx.connection = await ctx.stack.enter_async_context(target.running())
-        except OSError as exc:
+        except ConnectError as exc:
             raise CheckFailed(
-                f"the embedded local server cannot listen on 127.0.0.1: {exc.strerror or exc}",
-                "free a local port, or pass --url to a running server",
+                str(exc), "free a local port, or pass --url to a running server"
             ) from None
     else:
         ctx.connection = target.connection

@@ -154,9 +154,11 @@ def build_url(url: str | None, model: str) -> str:
 
 
 def _display_url(endpoint: str) -> str:
-    """The endpoint without its query, for messages."""
+    """The endpoint for messages and reports: without its query and without `user:pass@`,
+    either of which may carry a secret."""
     parts = urlsplit(endpoint)
-    return urlunsplit(parts._replace(query="", fragment=""))
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=host, query="", fragment=""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +195,7 @@ class ConnectionSettings:
 
     @property
     def display_url(self) -> str:
-        """The URL for messages (no query)."""
+        """The URL for messages and reports (no query, no credentials)."""
         return _display_url(self.endpoint)
 
     def headers(self) -> dict[str, str]:
@@ -621,7 +623,9 @@ class RealtimeSession:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug in the core must not hang the session
-            self.closed_reason = ConnectError(f"internal error while reading a frame: {exc!r}")
+            # The exception may quote the frame, and a frame may echo the key.
+            detail = self._redact(repr(exc))
+            self.closed_reason = ConnectError(f"internal error while reading a frame: {detail}")
             self.closed_reason.__cause__ = exc
             await self._ws.close(1011, "client error")
         finally:

@@ -45,6 +45,12 @@ class MicBlock:
     """Level of this block, 0..1 of full scale (computed on the asyncio side)."""
     peak: float = 0.0
 
+    @classmethod
+    def of(cls, samples: np.ndarray, captured_at: float) -> MicBlock:
+        """The block holding int16 `samples`, with their level measured."""
+        rms, peak = level(samples)
+        return cls(samples.astype("<i2", copy=False).tobytes(), captured_at, rms, peak)
+
 
 @dataclass(frozen=True, slots=True)
 class AudioStats:

@@ -16,22 +16,22 @@ of piling up as bytes objects in the loop's queue).
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from voicecli.audio.backend import SAMPLE_RATE, MicBlock, MicQueue, level
-from voicecli.audio.devices import DeviceInfo, load_sounddevice
+from voicecli.audio.backend import SAMPLE_RATE, MicBlock, MicQueue
+from voicecli.audio.devices import DeviceInfo
 from voicecli.audio.resample import Rebuffer, StreamResampler
+from voicecli.audio.stream import DeviceStream
 
 
 __all__ = ["Capture"]
 
 
-class Capture:
+class Capture(DeviceStream):
     """One input stream feeding a `MicQueue` with 24 kHz blocks of `block_ms`.
 
     Args:
@@ -44,6 +44,8 @@ class Capture:
         pool_blocks: how many blocks the loop may lag behind before blocks are dropped.
     """
 
+    direction = "input"
+
     def __init__(
         self,
         device: DeviceInfo,
@@ -54,64 +56,20 @@ class Capture:
         on_lost: Callable[[str], None],
         pool_blocks: int = 50,
     ) -> None:
-        self.device = device
-        self.rate = rate
-        self.block_frames = rate * block_ms // 1000
+        super().__init__(device, rate, block_ms, loop, on_lost)
         self.out_block = SAMPLE_RATE * block_ms // 1000
         self._mic = mic
-        self._loop = loop
-        self._on_lost = on_lost
         self._pool = np.zeros((pool_blocks, self.block_frames, 1), np.int16)
         self._slots = [self._pool[i] for i in range(pool_blocks)]  # views made once, not per call
         self._slot_frames = np.zeros(pool_blocks, np.int64)
         self._pool_size = pool_blocks
         self._seq = 0  # next block the callback writes (callback-owned)
-        self._closing = False
-        self._stream: Any = None
-        self._close_lock = threading.Lock()
-        self._latency = 0.0
         self._resampler = StreamResampler(rate, SAMPLE_RATE) if rate != SAMPLE_RATE else None
         self._rebuffer = Rebuffer(self.out_block) if self._resampler else None
         self.overflows = 0
-        self.callback_errors = 0
         self.dropped = 0
         self.blocks = 0
         self.loop_closed = False
-
-    # --- lifetime (blocking PortAudio calls: run them off the loop) ---------------------------
-
-    def open(self) -> None:
-        sd = load_sounddevice()
-        self._stream = sd.InputStream(
-            device=self.device.index,
-            samplerate=self.rate,
-            channels=1,
-            dtype="int16",
-            blocksize=self.block_frames,
-            callback=self._callback,
-            finished_callback=self._finished,
-        )
-        self._latency = float(self._stream.latency)
-        self._stream.start()
-
-    def close(self) -> None:
-        self._closing = True
-        with self._close_lock:  # two closers (stop, a late loss) must not share one stream
-            stream, self._stream = self._stream, None
-        if stream is None:
-            return
-        try:
-            stream.abort()
-        except Exception:  # noqa: BLE001 - a lost device may fail to stop; closing still frees it
-            pass
-        try:
-            stream.close()
-        except Exception:  # noqa: BLE001
-            pass
-
-    @property
-    def latency(self) -> float:
-        return self._latency
 
     # --- audio thread ------------------------------------------------------------------------
 
@@ -139,13 +97,6 @@ class Capture:
         except Exception:  # noqa: BLE001 - a raise would silently kill the stream
             self.callback_errors += 1
 
-    def _finished(self) -> None:
-        if not self._closing:
-            try:
-                self._loop.call_soon_threadsafe(self._lost)
-            except RuntimeError:
-                pass
-
     # --- asyncio thread ----------------------------------------------------------------------
 
     def _deliver(self, seq: int, captured_at: float) -> None:
@@ -171,13 +122,4 @@ class Capture:
             behind -= self.out_block
 
     def _put(self, samples: np.ndarray, captured_at: float) -> None:
-        rms, peak = level(samples)
-        self._mic.put(MicBlock(samples.astype("<i2", copy=False).tobytes(), captured_at, rms, peak))
-
-    def _lost(self) -> None:
-        if self._closing:
-            return
-        self._closing = True
-        self._on_lost(
-            f"input device {self.device.label()} stopped (unplugged or sound server gone)"
-        )
+        self._mic.put(MicBlock.of(samples, captured_at))

@@ -9,8 +9,8 @@ concatenation of the assistant audio as it was queued (minus anything a clear dr
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,35 +28,18 @@ class FileBackend(SimulatedBackend):
     Args:
         input_wav: the "microphone" (None: `mic_blocks()` ends at once).
         output_wav: where played audio is written (None: discarded, still tracked).
-        realtime: pace like a device (default) or run as fast as possible.
-        trailing_silence_ms: silence after the input (None: until `stop()`, real-time only).
-        Other arguments as for `SimulatedBackend`.
+        options: `SimulatedBackend`'s keyword arguments: `realtime` (pace like a device, the
+            default, or run as fast as possible), `trailing_silence_ms` (silence after the
+            input; None: until `stop()`, real-time only), block_ms, prebuffer_ms, ...
     """
 
     def __init__(
         self,
         input_wav: str | Path | None = None,
         output_wav: str | Path | None = None,
-        *,
-        realtime: bool = True,
-        trailing_silence_ms: int | None = 0,
-        output_latency_ms: float = 0.0,
-        block_ms: int = 20,
-        prebuffer_ms: float = 60,
-        max_prebuffer_ms: float = 200,
-        fade_ms: float = 15,
-        on_device_lost: Callable[[str], None] | None = None,
+        **options: Any,
     ) -> None:
-        super().__init__(
-            realtime=realtime,
-            trailing_silence_ms=trailing_silence_ms,
-            output_latency_ms=output_latency_ms,
-            block_ms=block_ms,
-            prebuffer_ms=prebuffer_ms,
-            max_prebuffer_ms=max_prebuffer_ms,
-            fade_ms=fade_ms,
-            on_device_lost=on_device_lost,
-        )
+        super().__init__(**options)
         self.input_wav = Path(input_wav) if input_wav is not None else None
         self.output_wav = Path(output_wav) if output_wav is not None else None
         self._writer: WavWriter | None = None

@@ -7,8 +7,7 @@ prebuffering and fades behave exactly as with a speaker.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -24,7 +23,8 @@ class NullBackend(SimulatedBackend):
     Args:
         mic: "silence" or "none".
         realtime: pace like a device (default) or play output the moment it is queued.
-        Other arguments as for `SimulatedBackend`.
+        options: the rest of `SimulatedBackend`'s keyword arguments (block_ms, prebuffer_ms,
+            output_latency_ms, ...).
     """
 
     def __init__(
@@ -32,25 +32,11 @@ class NullBackend(SimulatedBackend):
         *,
         mic: Literal["silence", "none"] = "silence",
         realtime: bool = True,
-        output_latency_ms: float = 0.0,
-        block_ms: int = 20,
-        prebuffer_ms: float = 60,
-        max_prebuffer_ms: float = 200,
-        fade_ms: float = 15,
-        on_device_lost: Callable[[str], None] | None = None,
+        **options: Any,
     ) -> None:
         if mic not in ("silence", "none"):
             raise ValueError("mic must be 'silence' or 'none'")
-        super().__init__(
-            realtime=realtime,
-            trailing_silence_ms=None,
-            output_latency_ms=output_latency_ms,
-            block_ms=block_ms,
-            prebuffer_ms=prebuffer_ms,
-            max_prebuffer_ms=max_prebuffer_ms,
-            fade_ms=fade_ms,
-            on_device_lost=on_device_lost,
-        )
+        super().__init__(realtime=realtime, trailing_silence_ms=None, **options)
         self.mic_mode = mic
 
     def _open_source(self) -> np.ndarray | str | None:

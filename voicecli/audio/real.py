@@ -28,6 +28,7 @@ from voicecli.audio.devices import (
 from voicecli.audio.jitter import JitterBuffer
 from voicecli.audio.playback import Playback
 from voicecli.audio.resample import StreamResampler
+from voicecli.audio.stream import DeviceStream
 from voicecli.errors import AudioError
 
 
@@ -143,15 +144,14 @@ class RealBackend(BackendBase):
         return kind, device, rate
 
     @staticmethod
-    def _open_stream(stream: Capture | Playback) -> None:
+    def _open_stream(stream: DeviceStream) -> None:
         sd = load_sounddevice()
-        kind = "input" if isinstance(stream, Capture) else "output"
         try:
             stream.open()
         except (sd.PortAudioError, ValueError) as exc:
             raise AudioError(
-                f"cannot open {kind} device {stream.device.label()} at {stream.rate} Hz: "
-                f"{describe_portaudio_error(exc)}"
+                f"cannot open {stream.direction} device {stream.device.label()} at "
+                f"{stream.rate} Hz: {describe_portaudio_error(exc)}"
             ) from None
 
     @staticmethod

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from voicecli.audio.backend import SAMPLE_RATE, BackendBase, MicBlock, level
+from voicecli.audio.backend import SAMPLE_RATE, BackendBase, MicBlock
 from voicecli.audio.jitter import JitterBuffer
 
 
@@ -134,9 +134,8 @@ class SimulatedBackend(BackendBase):
             if block is None:
                 self.mic.close()
                 return
-            rms, peak = level(block)
             captured_at = self._started_at + index * block_s
-            await self.mic.put_waiting(MicBlock(block.tobytes(), captured_at, rms, peak))
+            await self.mic.put_waiting(MicBlock.of(block, captured_at))
             index += 1
             await asyncio.sleep(0)  # let the consumer run between blocks
 
@@ -145,8 +144,7 @@ class SimulatedBackend(BackendBase):
         if block is None:
             self.mic.close()
             return
-        rms, peak = level(block)
-        self.mic.put(MicBlock(block.astype("<i2", copy=False).tobytes(), captured_at, rms, peak))
+        self.mic.put(MicBlock.of(block, captured_at))
 
     def _next_block(self) -> np.ndarray | None:
         size = self.block_samples

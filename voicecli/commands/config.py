@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+
+if TYPE_CHECKING:
+    from voicecli.config import Config
 
 
 __all__ = ["register", "run"]
@@ -57,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resolved_server(config: Any) -> str:
+def _resolved_server(config: Config) -> str:
     from voicecli.errors import VoiceCliError
 
     try:
@@ -71,7 +75,7 @@ def _resolved_server(config: Any) -> str:
     }[kind]
 
 
-def _as_table(config: Any) -> list[str]:
+def _as_table(config: Config) -> list[str]:
     from voicecli.config import KEYS, PRICE_FIELDS, SECTIONS, toml_value
 
     file = config.file
@@ -106,7 +110,7 @@ def _as_table(config: Any) -> list[str]:
     return lines
 
 
-def _as_json(config: Any) -> dict[str, Any]:
+def _as_json(config: Config) -> dict[str, Any]:
     from voicecli.config import KEYS, PRICE_FIELDS
 
     def entry(value: Any, source: Any) -> dict[str, Any]:

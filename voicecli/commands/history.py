@@ -19,7 +19,6 @@ when nothing matches, like grep.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -142,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     path, explicit = _database_path(args)
     if action == "path":
         state = "exists" if path.exists() else "does not exist yet"
-        _emit(f"{path} ({state})\n")
+        sys.stdout.write(f"{path} ({state})\n")
         return 0
     if not path.exists() and not explicit:
         return _without_database(args, path)
@@ -171,7 +170,7 @@ def _without_database(args: argparse.Namespace, path: Path) -> int:
         raise HistoryError(
             f"there is no conversation {args.id}: the history is empty (no database at {path})"
         )
-    _emit(f"No conversations yet (the history database {path} does not exist yet).\n")
+    sys.stdout.write(f"No conversations yet (the history database {path} does not exist yet).\n")
     return 0
 
 
@@ -200,9 +199,9 @@ def _list(store: HistoryStore, args: argparse.Namespace) -> int:
 
     conversations = store.conversations(limit=args.limit)
     if not conversations:
-        _emit(f"No conversations yet in {store.path}.\n")
+        sys.stdout.write(f"No conversations yet in {store.path}.\n")
         return 0
-    _emit("\n".join(list_table(conversations)) + "\n")
+    sys.stdout.write("\n".join(list_table(conversations)) + "\n")
     return 0
 
 
@@ -210,7 +209,7 @@ def _show(store: HistoryStore, args: argparse.Namespace) -> int:
     from voicecli.history.export import show_lines
 
     conversation = store.conversation(_conversation_id(store, args.id))
-    _emit("\n".join(show_lines(conversation, store.messages(conversation.id))) + "\n")
+    sys.stdout.write("\n".join(show_lines(conversation, store.messages(conversation.id))) + "\n")
     return 0
 
 
@@ -221,14 +220,14 @@ def _export(store: HistoryStore, args: argparse.Namespace) -> int:
     conversation = store.conversation(_conversation_id(store, args.id))
     text = export(conversation, store.messages(conversation.id), args.fmt)
     if not args.output:
-        _emit(text)
+        sys.stdout.write(text)
         return 0
     output = Path(args.output).expanduser()
     try:
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise HistoryError(f"cannot write {output}: {exc.strerror or exc}") from None
-    _emit(f"Wrote conversation {conversation.id} to {output} ({args.fmt}).\n")
+    sys.stdout.write(f"Wrote conversation {conversation.id} to {output} ({args.fmt}).\n")
     return 0
 
 
@@ -239,13 +238,13 @@ def _search(store: HistoryStore, args: argparse.Namespace) -> int:
     if not args.text.strip():
         raise UsageError("give some text to search for")
     if not store.conversations(limit=1):
-        _emit(f"No conversations yet in {store.path}.\n")
+        sys.stdout.write(f"No conversations yet in {store.path}.\n")
         return 0
     hits = store.search(args.text, limit=args.limit)
     if not hits:
-        _emit(f"No lines contain {args.text!r}.\n")
+        sys.stdout.write(f"No lines contain {args.text!r}.\n")
         return 1
-    _emit("\n".join(search_lines(hits)) + "\n")
+    sys.stdout.write("\n".join(search_lines(hits)) + "\n")
     return 0
 
 
@@ -268,10 +267,10 @@ def _delete(store: HistoryStore, args: argparse.Namespace) -> int:
         except EOFError:
             answer = ""
         if answer.strip().lower() not in ("y", "yes"):
-            _emit("Nothing deleted.\n")
+            sys.stdout.write("Nothing deleted.\n")
             return 1
     lines = store.delete_conversation(conversation.id)
-    _emit(f"Deleted conversation {conversation.id} ({lines} lines).\n")
+    sys.stdout.write(f"Deleted conversation {conversation.id} ({lines} lines).\n")
     return 0
 
 
@@ -282,14 +281,3 @@ _ACTIONS = {
     "search": _search,
     "delete": _delete,
 }
-
-
-def _emit(text: str) -> None:
-    """Write to stdout; a reader that went away (`| head`) is not an error."""
-    try:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # Python would complain again when flushing at exit: point stdout at nothing.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())

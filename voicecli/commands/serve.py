@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING
+
+
+if TYPE_CHECKING:
+    from voicecli.server import LocalServer
 
 
 __all__ = ["register", "run"]
@@ -186,14 +191,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(server: object, args: argparse.Namespace) -> None:
+async def _serve(server: LocalServer, args: argparse.Namespace) -> None:
     import asyncio
     import signal
 
     from voicecli.errors import UsageError
-    from voicecli.server import LocalServer
 
-    assert isinstance(server, LocalServer)
     try:
         await server.start()
     except OSError as exc:

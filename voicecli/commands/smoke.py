@@ -149,12 +149,15 @@ def run(args: argparse.Namespace) -> int:
 
     from voicecli.config import config_from_args
     from voicecli.connect import LOCAL_SERVER_NOTICE, plan_target
+    from voicecli.history.store import HistoryStore
     from voicecli.smoke.report import TurnResult
     from voicecli.smoke.runner import run_smoke
 
     config = config_from_args(args)
     specs = _turn_specs(args)
     inputs = _read_inputs(specs, ptt=config.session.mode == "ptt")
+    _check_json_folder(args.json_path)
+    out_dir = _out_dir(args.out)
     fast = args.pace == "fast"
     responder = args.responder or config.local_server.responder
     local = config.server_kind() == "local"  # UsageError: --server openai without a key
@@ -172,13 +175,12 @@ def run(args: argparse.Namespace) -> int:
         local_pace=0.0 if fast and not pace_configured else None,
         local_responder=args.responder,
     )
+    history = HistoryStore.for_config(config)
     if target.kind == "local":
         print(f"voicecli smoke: {_local_notice(config, LOCAL_SERVER_NOTICE)}", file=sys.stderr)
-    out_dir = _out_dir(args.out)
     results = [TurnResult(index=i + 1, spec=spec) for i, spec in enumerate(specs)]
     for index, samples in inputs.items():
         results[index].input_ms = round(samples.size / 24, 1)
-    history = _open_history(config)
     try:
         report = asyncio.run(
             run_smoke(
@@ -249,26 +251,30 @@ def _out_dir(path: str | None) -> Path | None:
     out = Path(path)
     try:
         out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UsageError(f"--out {out}: that is a file, not a folder") from None
     except OSError as exc:
         raise UsageError(f"cannot create the output folder {out}: {exc.strerror or exc}") from None
     return out
+
+
+def _check_json_folder(json_path: str | None) -> None:
+    """A report that could not be written fails now, not after the whole run."""
+    from voicecli.errors import UsageError
+
+    if json_path is None or json_path == "-":
+        return
+    folder = Path(json_path).parent
+    if not folder.is_dir():
+        raise UsageError(
+            f"cannot write the JSON report {json_path}: the folder {folder} does not exist"
+        )
 
 
 def _local_notice(config: Config, notice: str) -> str:
     if config.connection.server == "local":
         return "using the embedded local server (server = local)"
     return notice
-
-
-def _open_history(config: Config):  # type: ignore[no-untyped-def]
-    if not config.history.enabled:
-        return None
-    from voicecli.history.store import HistoryError, HistoryStore
-
-    try:
-        return HistoryStore.open(config.history_file, redact=[config.api_key])
-    except HistoryError as exc:
-        raise HistoryError(f"{exc} (or run with --no-history)") from None
 
 
 # --- output -------------------------------------------------------------------------------

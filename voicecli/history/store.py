@@ -52,6 +52,7 @@ from voicecli.history.schema import APPLICATION_ID, KINDS, MIGRATIONS, ROLES, SC
 
 
 if TYPE_CHECKING:
+    from voicecli.config import Config
     from voicecli.metrics import TurnMetrics
 
 
@@ -252,6 +253,21 @@ class HistoryStore:
         self.path = path
         self._secrets = sorted({s for s in redact if s and len(s) >= 4}, key=len, reverse=True)
         self._clock = clock
+
+    @classmethod
+    def for_config(cls, config: Config) -> HistoryStore | None:
+        """The history a session run with `config` records into (None when `[history]
+        enabled` is off), with the API key redacted from everything written.
+
+        Raises:
+            HistoryError: as `open()`, with the way out (`--no-history`) added.
+        """
+        if not config.history.enabled:
+            return None
+        try:
+            return cls.open(config.history_file, redact=[config.api_key])
+        except HistoryError as exc:
+            raise HistoryError(f"{exc} (or run with --no-history)") from None
 
     @classmethod
     def open(

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voicecli.audio.backend import SAMPLE_RATE, AudioStats, MicBlock, MicQueue, level
+from voicecli.audio.backend import SAMPLE_RATE, AudioStats, MicBlock, MicQueue
 from voicecli.audio.filebackend import FileBackend
 
 
@@ -166,13 +166,11 @@ class SmokeAudio:
             self._deliver(block, start + (tick - 1) * block_s)
 
     def _deliver(self, block: np.ndarray, captured_at: float) -> None:
-        rms, peak = level(block)
-        self.mic.put(MicBlock(block.tobytes(), captured_at, rms, peak))
+        self.mic.put(MicBlock.of(block, captured_at))
         self._delivered += 1
 
     async def _put(self, block: np.ndarray, captured_at: float) -> None:
-        rms, peak = level(block)
-        await self.mic.put_waiting(MicBlock(block.tobytes(), captured_at, rms, peak))
+        await self.mic.put_waiting(MicBlock.of(block, captured_at))
         self._delivered += 1
 
     def _taken(self) -> int:

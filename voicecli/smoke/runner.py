@@ -371,7 +371,7 @@ async def run_smoke(
             if run.error is not None:
                 report.error = str(run.error)
                 report.exception = run.error
-    except OSError as exc:  # the local server could not listen
-        report.error = f"cannot start the embedded local server: {exc.strerror or exc}"
+    except ConnectError as exc:  # the local server could not listen
+        report.error = str(exc)
     report.duration_s = time.monotonic() - started
     return report

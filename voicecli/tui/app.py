@@ -3,8 +3,8 @@
 The app is given a `TalkSetup` (settings, where to connect, how to make the audio backend) and
 owns no session logic: one long-lived worker runs the engine (and, for the local demo, the
 embedded server on the same event loop); user actions are plain engine method calls; the
-engine's updates mark parts of the screen dirty, and a 15 Hz timer redraws what changed from
-`engine.snapshot()` and `engine.transcript()`. Levels and deltas therefore cost at most 15
+engine's updates mark parts of the screen dirty, and a 10 Hz timer redraws what changed from
+`engine.snapshot()` and `engine.transcript()`. Levels and deltas therefore cost at most 10
 redraws a second however fast they come, and nothing at all when the screen would not change.
 
 Connection failures: the engine reconnects by itself when its settings ask for it (the status
@@ -45,7 +45,7 @@ from voicecli.tui.eventlog import InspectorModel
 from voicecli.tui.help import HelpScreen
 from voicecli.tui.keys import KEYS
 from voicecli.tui.messages import EngineNotice, SessionStatus
-from voicecli.tui.render import level_dbfs, meter, state_text, status_text, turn_text
+from voicecli.tui.render import meter, meter_cells, state_text, status_text, turn_text
 from voicecli.tui.setup import TalkSetup
 from voicecli.tui.widgets import Inspector, Live, PttButton, TranscriptPane
 from voicecli.turns import Mode
@@ -53,7 +53,7 @@ from voicecli.turns import Mode
 
 __all__ = ["TalkApp"]
 
-REFRESH_HZ = 15
+REFRESH_HZ = 10
 _MODES = (Mode.VAD, Mode.SEMANTIC, Mode.PTT)
 _SEVERITY = {"info": "information", "warning": "warning", "error": "error"}
 
@@ -282,7 +282,7 @@ class TalkApp(App[int]):
             self._inspector.show(self.inspector_model)
 
     def _look(self, snap: EngineSnapshot, now: float) -> tuple[object, ...]:
-        """Everything the indicators show, cheap to compare (levels in whole dB)."""
+        """Everything the indicators show, cheap to compare (levels as meter cells)."""
         turn = snap.last_turn
         return (
             snap.connection,
@@ -303,8 +303,8 @@ class TalkApp(App[int]):
             snap.echo_mode,
             snap.echo_closed,
             snap.audio_lost,
-            round(level_dbfs(snap.mic_level)),
-            round(level_dbfs(snap.out_level)),
+            meter_cells(snap.mic_level),
+            meter_cells(snap.out_level),
             None if turn is None else (turn.index, turn.status, turn.ttfa_ms, turn.cost_usd),
         )
 

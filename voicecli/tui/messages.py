@@ -3,7 +3,7 @@
 The engine calls its subscribers in the middle of its own work (on the same event loop), so the
 subscriber only records what changed and posts these messages; the handlers, which touch
 widgets, run afterwards from the app's queue. Fast changes (levels, deltas, the event log) are
-not messages at all: a timer renders them from `engine.snapshot()` at about 15 Hz.
+not messages at all: a timer renders them from `engine.snapshot()` at 10 Hz.
 """
 
 from __future__ import annotations

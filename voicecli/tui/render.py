@@ -21,6 +21,7 @@ __all__ = [
     "LOCAL_DEMO_NOTICE",
     "level_dbfs",
     "meter",
+    "meter_cells",
     "state_text",
     "status_text",
     "time_left",
@@ -134,6 +135,9 @@ def _hint(snapshot: EngineSnapshot, ptt_style: str) -> str:
     return ""
 
 
+METER_WIDTH = 14
+
+
 def level_dbfs(level: float) -> float:
     """An RMS level (0..1 of full scale) in dBFS, floored at -60."""
     if level <= 1e-6:
@@ -141,17 +145,25 @@ def level_dbfs(level: float) -> float:
     return max(-60.0, 20 * math.log10(level))
 
 
-def meter(label: str, level: float, width: int = 14, *, note: str = "") -> Text:
-    """`mic ▕██████░░░░░░░░░░▏ -24 dB` on a -60..0 dBFS scale."""
-    db = round(level_dbfs(level))  # whole dB: the app redraws only when this changes
-    filled = round((db + 60) / 60 * width)
+def meter_cells(level: float, width: int = METER_WIDTH) -> int:
+    """How many of `width` cells a level fills on the -60..0 dBFS scale."""
+    return round((level_dbfs(level) + 60) / 60 * width)
+
+
+def meter(label: str, level: float, width: int = METER_WIDTH, *, note: str = "") -> Text:
+    """`mic ▕██████░░░░░░░░▏` on a -60..0 dBFS scale (red near full scale).
+
+    No figure: it would change on every frame while someone speaks, and each change is a
+    repaint; the bar changes only when a level crosses a cell (about 4 dB).
+    """
+    filled = meter_cells(level, width)
     text = Text(f"{label} ")
     text.append("▕")
+    db = filled / width * 60 - 60
     style = "red" if db > -6 else ("yellow" if db > -18 else "green")
     text.append("█" * filled, style)
     text.append("░" * (width - filled), "dim")
     text.append("▏")
-    text.append(f" {db:4.0f} dB" if db > -60 else "   -∞ dB", "dim")
     if note:
         text.append(f" {note}", "yellow")
     return text

@@ -1,6 +1,6 @@
 """The widgets of the talk screen. They hold no session logic: the app hands them what to show
 (Rich `Text` from `voicecli.tui.render`) and they redraw only when it differs from what they
-show already, which keeps a 15 Hz refresh nearly free when nothing changes.
+show already, which keeps a 10 Hz refresh nearly free when nothing changes.
 """
 
 from __future__ import annotations

@@ -1,0 +1,116 @@
+"""What `Capture` and `Playback` share: one PortAudio stream's lifetime and its loss.
+
+A subclass says which way the audio flows (`direction`) and supplies the audio callback; this
+class opens the mono int16 stream with it, closes it once (from whichever side gets there
+first), and turns a stream that ends on its own (device unplugged, sound server gone) into one
+`on_lost` call on the asyncio thread. `open()` and `close()` are blocking PortAudio calls:
+run them off the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+
+from voicecli.audio.devices import DeviceInfo, Kind, load_sounddevice
+
+
+__all__ = ["DeviceStream"]
+
+
+class DeviceStream:
+    """One PortAudio stream on `device` at `rate`, in blocks of `block_ms`.
+
+    Args:
+        device: the device to open.
+        rate: the rate to open it at.
+        block_ms: callback block length, 10-100 ms.
+        loop: the asyncio loop to notify if the stream dies on its own.
+        on_lost: called on the loop thread with one line when that happens.
+    """
+
+    direction: ClassVar[Kind]
+
+    def __init__(
+        self,
+        device: DeviceInfo,
+        rate: int,
+        block_ms: int,
+        loop: asyncio.AbstractEventLoop,
+        on_lost: Callable[[str], None],
+    ) -> None:
+        self.device = device
+        self.rate = rate
+        self.block_frames = rate * block_ms // 1000
+        self._loop = loop
+        self._on_lost = on_lost
+        self._stream: Any = None
+        self._close_lock = threading.Lock()
+        self._latency = 0.0
+        self._closing = False
+        self.lost = False
+        self.callback_errors = 0
+        """Exceptions caught in the callback (each one a bug; the stream kept running)."""
+
+    def open(self) -> None:
+        sd = load_sounddevice()
+        kind = sd.InputStream if self.direction == "input" else sd.OutputStream
+        self._stream = kind(
+            device=self.device.index,
+            samplerate=self.rate,
+            channels=1,
+            dtype="int16",
+            blocksize=self.block_frames,
+            callback=self._callback,
+            finished_callback=self._finished,
+        )
+        self._latency = float(self._stream.latency)
+        self._stream.start()
+
+    def close(self) -> None:
+        self._closing = True
+        with self._close_lock:  # two closers (stop, a late loss) must not share one stream
+            stream, self._stream = self._stream, None
+        if stream is None:
+            return
+        try:
+            stream.abort()  # stop() would wait for the device buffer to play out
+        except Exception:  # noqa: BLE001 - a lost device may fail to stop; closing still frees it
+            pass
+        try:
+            stream.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+    @property
+    def latency(self) -> float:
+        """The stream's latency in seconds, as PortAudio reported it when it opened."""
+        return self._latency
+
+    # --- audio thread ------------------------------------------------------------------------
+
+    def _callback(self, data: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        raise NotImplementedError
+
+    def _finished(self) -> None:
+        if not self._closing:
+            try:
+                self._loop.call_soon_threadsafe(self._lost)
+            except RuntimeError:  # the loop is closed: nobody is left to tell
+                pass
+
+    # --- asyncio thread ----------------------------------------------------------------------
+
+    def _lost(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self.lost = True
+        self._on_lost(
+            f"{self.direction} device {self.device.label()} stopped "
+            "(unplugged or sound server gone)"
+        )
