@@ -226,6 +226,27 @@ def engine_only(url: str) -> int:
     return 0
 
 
+def verdict(chosen: list[Scenario]) -> list[str]:
+    """The goal, and the UI's share (a talk row minus its engine-only baseline)."""
+    median = {s.name: statistics.median(s.runs) for s in chosen}
+    over = [name for name in median if not name.startswith("engine") and median[name] >= 5.0]
+    lines = [
+        "**Goal (under 5 % of one core): "
+        + ("met.**" if not over else f"not met** by: {', '.join(over)}.")
+    ]
+    for talk, engine in (
+        ("idle, VAD listening", "engine only, no UI: idle"),
+        ("duplex conversation", "engine only, no UI: duplex"),
+    ):
+        if talk in median and engine in median:
+            lines.append(
+                f"UI share, {talk}: {median[talk] - median[engine]:.1f} points "
+                f"({median[talk]:.1f} % with the UI, {median[engine]:.1f} % for the engine "
+                "and audio alone)."
+            )
+    return [line + "  " for line in lines[:-1]] + lines[-1:]
+
+
 def write(chosen: list[Scenario], window: float, repeat: int, load: tuple[float, ...]) -> None:
     import textual
 
@@ -253,6 +274,8 @@ def write(chosen: list[Scenario], window: float, repeat: int, load: tuple[float,
         f"median and range of {repeat} runs, each in a fresh process. Goal: under 5 %.",
         "",
         markdown_table(("scenario", "CPU % (median)", "range", "turns on screen"), rows),
+        "",
+        *verdict(chosen),
         "",
         "- The realtime server is `voicecli serve --responder speech --pace 1` in another "
         "process (talk connects with `--url`) except in the *embedded local server* rows, "

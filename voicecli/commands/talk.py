@@ -20,14 +20,17 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 
 if TYPE_CHECKING:
+    from voicecli.audio import RealBackend
     from voicecli.config import Config
+    from voicecli.engine import TalkEngine
     from voicecli.history.store import HistoryStore
+    from voicecli.server import LocalServer
     from voicecli.tui.setup import TalkSetup
 
 
@@ -124,7 +127,7 @@ def _no_audio() -> None:
     return None
 
 
-def _local_server(config: Config):  # type: ignore[no-untyped-def]
+def _local_server(config: Config) -> LocalServer:
     from voicecli.errors import UsageError
     from voicecli.server import LocalServer, ScriptError, ServerOptions
 
@@ -143,7 +146,7 @@ def _local_server(config: Config):  # type: ignore[no-untyped-def]
         raise UsageError(f"local server: {exc}") from None
 
 
-def _audio_factory(config: Config):  # type: ignore[no-untyped-def]
+def _audio_factory(config: Config) -> tuple[Callable[[], RealBackend], str | None]:
     """A factory of real backends on the configured devices, checked now (one clear line for a
     device that does not exist), and the laptop-speakers hint if the pair looks built-in."""
     from voicecli.audio import RealBackend
@@ -179,13 +182,15 @@ def _open_history(config: Config) -> HistoryStore | None:
         raise HistoryError(f"{exc} (or run with --no-history)") from None
 
 
-def _recorder(store: HistoryStore, config: Config, setup: TalkSetup):  # type: ignore[no-untyped-def]
+def _recorder(
+    store: HistoryStore, config: Config, setup: TalkSetup
+) -> Callable[[TalkEngine], None]:
     from voicecli.history.recorder import attach
 
     local = setup.local_server is not None
     server_url = "local demo server" if local else setup.connection.display_url
 
-    def on_engine(engine) -> None:  # type: ignore[no-untyped-def]
+    def on_engine(engine: TalkEngine) -> None:
         attach(
             engine,
             store,

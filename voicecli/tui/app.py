@@ -129,7 +129,12 @@ class TalkApp(App[int]):
         self._inspector = self.query_one(Inspector)
         self._inspector.display = False
         self._ptt.display = False
-        self._conversation.focus()
+        self._status.show(Text(f"● connecting │ {self.setup.server_label}", "yellow"))
+        self._state.show(Text("◌ connecting…", "yellow"))
+        if self.setup.settings.text_only:
+            self.query_one("#message", Input).focus()  # typing is all there is to do
+        else:
+            self._conversation.focus()  # space and the letter keys work from the start
         self.set_interval(1 / REFRESH_HZ, self.refresh_view)
         self._session_worker = self.run_worker(
             self._run_session(), name="session", group="session", exit_on_error=False

@@ -40,7 +40,7 @@ class Live(Static):
 
     @property
     def text(self) -> str:
-        """What it shows, as plain text (for tests and screen readers)."""
+        """What it shows, as plain text."""
         shown = self._shown
         return shown.plain if isinstance(shown, Text) else (shown or "")
 
