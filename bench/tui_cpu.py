@@ -228,6 +228,7 @@ def engine_only(url: str) -> int:
 
 def verdict(chosen: list[Scenario]) -> list[str]:
     """The goal, and the UI's share (a talk row minus its engine-only baseline)."""
+    by_name = {s.name: s for s in chosen}
     median = {s.name: statistics.median(s.runs) for s in chosen}
     over = [name for name in median if not name.startswith("engine") and median[name] >= 5.0]
     lines = [
@@ -238,12 +239,18 @@ def verdict(chosen: list[Scenario]) -> list[str]:
         ("idle, VAD listening", "engine only, no UI: idle"),
         ("duplex conversation", "engine only, no UI: duplex"),
     ):
-        if talk in median and engine in median:
-            lines.append(
-                f"UI share, {talk}: {median[talk] - median[engine]:.1f} points "
-                f"({median[talk]:.1f} % with the UI, {median[engine]:.1f} % for the engine "
-                "and audio alone)."
-            )
+        if talk not in median or engine not in median:
+            continue
+        share = median[talk] - median[engine]
+        runs = by_name[talk].runs + by_name[engine].runs
+        line = (
+            f"UI share, {talk}: {share:+.1f} points ({median[talk]:.1f} % with the UI, "
+            f"{median[engine]:.1f} % for the engine and audio alone)"
+        )
+        spread = max(max(by_name[n].runs) - min(by_name[n].runs) for n in (talk, engine))
+        if abs(share) <= spread:
+            line += f": within the run-to-run spread ({min(runs):.1f}–{max(runs):.1f} %)"
+        lines.append(line + ".")
     return [line + "  " for line in lines[:-1]] + lines[-1:]
 
 
