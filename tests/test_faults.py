@@ -19,14 +19,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import make_speech
-from tests.test_engine import concat_wav
+from tests.test_engine import Run, concat_wav
 from voicecli.audio import FileBackend, NullBackend
 from voicecli.config import DEFAULT_PRICES
 from voicecli.engine import (
@@ -59,7 +58,7 @@ EVENTS_OF_A_TYPED_TURN = 42
 `remember the word pineapple` (session.created ... rate_limits.updated)."""
 
 
-class Talk:
+class Talk(Run):
     """A talk engine with history and a capture, run against `server`."""
 
     def __init__(
@@ -81,13 +80,11 @@ class Talk:
             record_dir=self.record_dir,
         )
         opener = open_session or opener_for(ConnectionSettings(url=server.url, **connection))
-        self.engine = TalkEngine(settings, opener, audio)
-        self.recorder = attach(self.engine, self.store, server_url=server.url)
-        self.updates: list[Update] = []
-        self.engine.subscribe(self.updates.append)
+        engine = TalkEngine(settings, opener, audio)
+        self.recorder = attach(engine, self.store, server_url=server.url)
+        super().__init__(engine)
         self.shown_twice: list[list[str]] = []
-        self.engine.subscribe(self._check_shown_once)
-        self.task = asyncio.create_task(self.engine.run())
+        engine.subscribe(self._check_shown_once)
 
     def _check_shown_once(self, update: Update) -> None:
         """Every line on screen once, at every moment (also while reconnecting)."""
@@ -95,22 +92,6 @@ class Talk:
             keys = [line.key for line in self.engine.transcript()]
             if len(set(keys)) != len(keys):
                 self.shown_twice.append(keys)
-
-    async def until(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if self.task.done():
-                self.task.result()
-                pytest.fail("the engine stopped before the condition was met")
-            if time.monotonic() > deadline:
-                pytest.fail(f"timed out after {timeout} s waiting for {predicate}")
-            await asyncio.sleep(0.01)
-
-    async def ready(self) -> None:
-        await self.until(lambda: self.engine.policy.connected)
 
     def reply_to(self, text: str) -> str:
         """The echo responder's words for a typed `text`."""
@@ -144,9 +125,6 @@ class Talk:
             (item.role, " ".join(part.text or part.transcript or "" for part in item.content))
             for item in core.conversation.items()
         ]
-
-    def of(self, kind: type) -> list[Any]:
-        return [update for update in self.updates if isinstance(update, kind)]
 
     def statuses(self) -> list[str]:
         return [update.status for update in self.of(ConnectionChanged)]

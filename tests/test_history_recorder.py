@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import events as server
 from voicecli.audio import NullBackend
 from voicecli.config import DEFAULT_PRICES
 from voicecli.engine import TalkEngine, TalkSettings, TurnFinished, opener_for
@@ -73,72 +74,24 @@ class Talk:
     # Event sequences as a server sends them.
 
     def user_speaks(self, item_id: str, previous: str | None) -> None:
-        self.apply(
-            ev.InputCommitted(item_id=item_id, previous_item_id=previous),
-            ev.ItemAdded(
-                item=ev.Item(
-                    id=item_id,
-                    type="message",
-                    role="user",
-                    status="completed",
-                    content=(ev.ContentPart(type="input_audio"),),
-                ),
-                previous_item_id=previous,
-            ),
-        )
+        self.apply(*server.user_spoke(item_id, previous))
 
     def user_types(self, item_id: str, previous: str | None, text: str) -> None:
-        self.apply(
-            ev.ItemAdded(
-                item=ev.Item(
-                    id=item_id,
-                    type="message",
-                    role="user",
-                    content=(ev.ContentPart(type="input_text", text=text),),
-                ),
-                previous_item_id=previous,
-            )
-        )
+        self.apply(*server.user_typed(item_id, previous, text))
 
     def transcript_arrives(self, item_id: str, text: str) -> None:
         self.apply(ev.InputTranscriptCompleted(item_id=item_id, transcript=text))
 
     def reply_starts(self, item_id: str, previous: str, words: list[str]) -> None:
-        response = f"resp-{item_id}"
-        self.apply(
-            ev.OutputItemAdded(
-                response_id=response,
-                item=ev.Item(id=item_id, type="message", role="assistant", status="in_progress"),
-            ),
-            ev.ItemAdded(
-                item=ev.Item(id=item_id, type="message", role="assistant", status="in_progress"),
-                previous_item_id=previous,
-            ),
-        )
-        for word in words:
-            self.apply(
-                ev.TranscriptDelta(response_id=response, item_id=item_id, delta=word),
-                ev.AudioDelta(response_id=response, item_id=item_id, pcm=bytes(500 * 48)),
-            )
+        self.apply(*server.reply_started(item_id, previous))
+        for batch in server.reply_words(item_id, words, ms_per_word=500):
+            self.apply(*batch)
 
     def reply_ends(self, item_id: str, status: str = "completed", kept: str | None = None) -> None:
         """The reply's final events; `kept` is the transcript the server kept after a
         truncation (default: all of it)."""
-        response = f"resp-{item_id}"
         transcript = self.conversation.get(item_id).parts[0].text if kept is None else kept
-        self.apply(
-            ev.TranscriptDone(response_id=response, item_id=item_id, transcript=transcript),
-            ev.OutputItemDone(
-                response_id=response,
-                item=ev.Item(
-                    id=item_id,
-                    type="message",
-                    role="assistant",
-                    status=status,
-                    content=(ev.ContentPart(type="output_audio", transcript=transcript),),
-                ),
-            ),
-        )
+        self.apply(*server.reply_finished(item_id, transcript, status))
 
 
 @pytest.fixture

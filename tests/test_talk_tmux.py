@@ -87,6 +87,13 @@ class TalkInTmux:
     def keys(self, *keys: str) -> None:
         self._tmux("send-keys", "-t", "talk", *keys)
 
+    def pid(self) -> int:
+        """The `voicecli talk` process: the only child of the pane's shell."""
+        [shell] = self._tmux("list-panes", "-t", "talk", "-F", "#{pane_pid}").split()
+        children = Path(f"/proc/{shell}/task/{shell}/children").read_text().split()
+        assert len(children) == 1, children
+        return int(children[0])
+
     def wait_for(self, predicate: Callable[[str], object], timeout: float = 15.0) -> str:
         deadline = time.monotonic() + timeout
         while True:
@@ -202,25 +209,43 @@ def run_echo_session(home: Path, speech_wav: Path, guard: str, settle_s: float) 
     return screen
 
 
-def test_echo_guard_keeps_the_assistant_from_answering_itself(
+def assert_answered_once(screen: str, guard: str) -> None:
+    """One user turn, one reply, nothing interrupted: the model did not hear itself."""
+    lines = transcript(screen)
+    users = [line for line in lines if line.startswith("You: ")]
+    assert len(users) == 1, screen
+    assert not any("interrupted" in line for line in lines), screen
+    assert "turn 1 (voice)" in screen and "◉ LISTENING" in screen
+    assert f"echo {guard}" in screen
+
+
+def test_without_a_guard_the_assistant_answers_itself(
     sound_server: str, speech_wav: Path, tmp_path: Path
 ) -> None:
-    # Without a guard the echo responder's reply (the user's own words played back) is heard
-    # by the microphone and starts the next turn, and so on: the model answers itself.
+    # The echo responder's reply (the user's own words played back) is heard by the
+    # microphone and starts the next turn, and so on: the model answers itself.
     unguarded = run_echo_session(tmp_path / "off", speech_wav, "off", settle_s=5.0)
-    # Half-duplex: the microphone is shut while the assistant is audible (and a short tail).
-    guarded = run_echo_session(tmp_path / "half", speech_wav, "half-duplex", settle_s=5.0)
-
     unguarded_users = [line for line in transcript(unguarded) if line.startswith("You: ")]
     assert len(unguarded_users) >= 2, unguarded
     assert any("interrupted" in line for line in transcript(unguarded)), unguarded
 
-    guarded_lines = transcript(guarded)
-    guarded_users = [line for line in guarded_lines if line.startswith("You: ")]
-    assert len(guarded_users) == 1, guarded
-    assert not any("interrupted" in line for line in guarded_lines), guarded
-    assert "turn 1 (voice)" in guarded and "◉ LISTENING" in guarded
-    assert "echo half-duplex" in guarded
+
+def test_half_duplex_keeps_the_assistant_from_answering_itself(
+    sound_server: str, speech_wav: Path, tmp_path: Path
+) -> None:
+    # The microphone is shut while the assistant is audible (and a short tail).
+    guarded = run_echo_session(tmp_path / "half", speech_wav, "half-duplex", settle_s=5.0)
+    assert_answered_once(guarded, "half-duplex")
+
+
+def test_echo_gate_keeps_the_assistant_from_answering_itself(
+    sound_server: str, speech_wav: Path, tmp_path: Path
+) -> None:
+    # The default guard: the speaker leaks into the mic at full level (the worst case), and
+    # the gate, comparing each mic block with what the speaker played at that moment, holds
+    # the mic closed for the whole reply.
+    guarded = run_echo_session(tmp_path / "gate", speech_wav, "gate", settle_s=5.0)
+    assert_answered_once(guarded, "gate")
 
 
 def test_a_session_that_cannot_open_ends_with_one_line_and_exit_2(tmp_path: Path) -> None:

@@ -4,68 +4,31 @@ from __future__ import annotations
 
 import pytest
 
+from tests import events as server
 from voicecli.protocol import events as ev
 from voicecli.protocol.conversation import Conversation
 from voicecli.transcript import LineKind, TranscriptView, cut_at_heard
 
 
-def audio(ms: int) -> bytes:
-    return bytes(ms * 48)
+def apply(conv: Conversation, events: list[ev.Event]) -> None:
+    for event in events:
+        conv.apply(event)
 
 
 def user_voice_turn(conv: Conversation, item_id: str, previous: str | None) -> None:
-    conv.apply(ev.InputCommitted(item_id=item_id, previous_item_id=previous))
-    conv.apply(
-        ev.ItemAdded(
-            item=ev.Item(
-                id=item_id,
-                type="message",
-                role="user",
-                status="completed",
-                content=(ev.ContentPart(type="input_audio"),),
-            ),
-            previous_item_id=previous,
-        )
-    )
+    apply(conv, server.user_spoke(item_id, previous))
 
 
 def assistant_reply(
     conv: Conversation, item_id: str, previous: str, words: list[str], ms_per_word: int = 300
 ) -> None:
-    rid = f"resp-{item_id}"
-    conv.apply(
-        ev.OutputItemAdded(
-            response_id=rid,
-            item=ev.Item(id=item_id, type="message", role="assistant", status="in_progress"),
-        )
-    )
-    conv.apply(
-        ev.ItemAdded(
-            item=ev.Item(id=item_id, type="message", role="assistant", status="in_progress"),
-            previous_item_id=previous,
-        )
-    )
-    for word in words:
-        conv.apply(ev.TranscriptDelta(response_id=rid, item_id=item_id, delta=word))
-        conv.apply(ev.AudioDelta(response_id=rid, item_id=item_id, pcm=audio(ms_per_word)))
+    apply(conv, server.reply_started(item_id, previous))
+    for batch in server.reply_words(item_id, words, ms_per_word):
+        apply(conv, batch)
 
 
 def finish_reply(conv: Conversation, item_id: str, status: str = "completed") -> None:
-    rid = f"resp-{item_id}"
-    transcript = conv.get(item_id).parts[0].text
-    conv.apply(ev.TranscriptDone(response_id=rid, item_id=item_id, transcript=transcript))
-    conv.apply(
-        ev.OutputItemDone(
-            response_id=rid,
-            item=ev.Item(
-                id=item_id,
-                type="message",
-                role="assistant",
-                status=status,
-                content=(ev.ContentPart(type="output_audio", transcript=transcript),),
-            ),
-        )
-    )
+    apply(conv, server.reply_finished(item_id, conv.get(item_id).parts[0].text, status))
 
 
 @pytest.mark.parametrize(
@@ -137,17 +100,7 @@ def test_item_inserted_in_the_middle_is_shown_in_the_middle() -> None:
     user_voice_turn(conv, "u1", None)
     assistant_reply(conv, "a1", "u1", ["One."])
     finish_reply(conv, "a1")
-    conv.apply(
-        ev.ItemAdded(
-            item=ev.Item(
-                id="u0",
-                type="message",
-                role="user",
-                content=(ev.ContentPart(type="input_text", text="before everything"),),
-            ),
-            previous_item_id=None,
-        )
-    )
+    apply(conv, server.user_typed("u0", None, "before everything"))
     assert [line.item_id for line in TranscriptView().lines(conv)] == ["u0", "u1", "a1"]
 
 
@@ -207,14 +160,10 @@ def test_reply_interrupted_before_anything_was_heard() -> None:
 def test_assistant_placeholder_before_any_text() -> None:
     conv = Conversation()
     user_voice_turn(conv, "u1", None)
-    conv.apply(
-        ev.OutputItemAdded(
-            response_id="r1",
-            item=ev.Item(id="a1", type="message", role="assistant", status="in_progress"),
-        )
-    )
+    conv.apply(server.reply_started("a1", "u1")[0])  # output_item.added, before item.added
     line = TranscriptView().lines(conv)[1]
-    assert line.pending and line.streaming and line.text == "…" and line.response_id == "r1"
+    assert line.pending and line.streaming and line.text == "…"
+    assert line.response_id == server.response_id("a1")
 
 
 def test_typed_message_shows_at_once_then_on_its_item() -> None:
@@ -224,18 +173,7 @@ def test_typed_message_shows_at_once_then_on_its_item() -> None:
     view.typed("tell me a joke")
     lines = view.lines(conv)
     assert lines[-1].typed and lines[-1].pending and lines[-1].text == "tell me a joke"
-    conv.apply(
-        ev.ItemAdded(
-            item=ev.Item(
-                id="u2",
-                type="message",
-                role="user",
-                status="completed",
-                content=(ev.ContentPart(type="input_text", text="tell me a joke"),),
-            ),
-            previous_item_id="u1",
-        )
-    )
+    apply(conv, server.user_typed("u2", "u1", "tell me a joke"))
     lines = view.lines(conv)
     assert len(lines) == 2
     assert lines[1].item_id == "u2" and lines[1].typed and not lines[1].pending

@@ -2,14 +2,26 @@
 
 Two cheap strategies from field-notes §3.4, selectable with `EchoMode`:
 
-- `gate`: a mic gate relative to the playback level. The playback level (what the output
-  device is playing right now, from the audio backend) is smoothed with an instant attack and
-  a slow release, which covers the acoustic delay and the room's echo tail. A mic block passes
-  only when it is louder than that envelope by `gate_margin_db`; once open the gate holds for
-  `gate_hold_s` so a talker's quiet syllables are not chopped. Barge-in still works when the
-  user speaks up.
+- `gate`: the mic passes only when it is clearly louder than the echo the speaker could be
+  causing. The audio backend reports what it really handed to the output device and when it
+  reaches the DAC (`on_played`: DAC start/end time and level of each ~5 ms span), and each mic
+  block comes with the time its first sample hit the ADC. The echo in a block captured over
+  [t0, t1] can only come from audio played over [t0 - delay_max, t1 - delay_min] (the devices'
+  timestamps already remove their latencies; the range covers timestamps that are off, the
+  acoustic path and the room), plus a room tail that decays after that. The loudest span in
+  that window, times the echo path's gain, is the most echo the block can hold; the block
+  passes when it is `gate_margin_db` above that (the user speaking over the assistant), and
+  the gate then holds for `gate_hold_s` so quieter syllables are not chopped.
+  Comparing like with like is what makes it work: the old gate compared each block with the
+  playback level sampled once per 20 ms tick, so the onset of a reply leaked through.
 - `half-duplex`: the mic is silent whenever assistant audio is audible, plus `tail_s` after.
   Robust, but the user cannot interrupt by voice (push-to-talk and typing still can).
+
+The echo path's gain starts at `echo_gain_db` (0 dB: the speaker leaks into the mic at full
+level, the worst case, as on one shared sound-server sink) and, with `learn_echo`, follows
+what the mic really hears while the assistant talks and the gate is closed: it rises at once
+when the echo is louder than assumed, and falls slowly (`learn_db_per_s`) when it is quieter,
+so on a laptop whose mic hears its speakers 20 dB down, a normal voice soon interrupts.
 
 A closed mic becomes digital silence of the same length rather than nothing, so the server's
 input timeline and VAD keep running.
@@ -17,13 +29,14 @@ input timeline and VAD keep running.
 `laptop_pair_hint()` gives a one-line hint when the input and output devices look like a
 laptop's built-in microphone and speakers.
 
-Pure: numpy for the level only; no devices, no clock of its own.
+Pure: numpy for a block's level only; no devices, no clock of its own.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -31,6 +44,9 @@ import numpy as np
 
 
 __all__ = ["EchoGuard", "EchoMode", "EchoSettings", "laptop_pair_hint", "rms"]
+
+SAMPLE_RATE = 24000
+"""Rate of the mic blocks (PCM16 mono), for their duration."""
 
 
 class EchoMode(StrEnum):
@@ -43,15 +59,29 @@ class EchoMode(StrEnum):
 class EchoSettings:
     mode: EchoMode = EchoMode.OFF
     gate_margin_db: float = 6.0
-    """How much louder than the playback envelope the mic must be to pass the gate."""
-    gate_hold_s: float = 0.25
+    """How much louder than the most echo the playback can explain the mic must be to pass."""
+    echo_gain_db: float = 0.0
+    """Assumed loudness of the echo relative to what was played, until learned (0 dB: the
+    speaker leaks into the mic at full level, the worst case)."""
+    learn_echo: bool = True
+    """Follow the echo path's real gain (see the module docstring)."""
+    learn_db_per_s: float = 3.0
+    """How fast the learned echo gain may fall while the echo stays quieter than assumed."""
+    min_echo_gain_db: float = -40.0
+    max_echo_gain_db: float = 20.0
+    """Bounds of the learned echo gain."""
+    delay_min_s: float = -0.03
+    delay_max_s: float = 0.12
+    """Range of the echo's arrival at the ADC after its DAC time (timestamps that are off,
+    the acoustic path). Measured on PulseAudio: 0-5 ms."""
+    release_s: float = 0.05
+    """Time constant of the room's echo tail after the delay window (about -170 dB/s)."""
+    gate_hold_s: float = 0.2
     """Once open, the gate stays open this long after the mic was last loud enough."""
-    release_s: float = 0.25
-    """Time constant of the playback envelope's decay (acoustic delay + echo tail)."""
     tail_s: float = 0.3
     """Half-duplex: the mic stays closed this long after the assistant falls silent."""
     silence_dbfs: float = -50.0
-    """Playback quieter than this counts as silent (no gating at all)."""
+    """Echo quieter than this is ignored (no gating at all)."""
 
 
 def rms(pcm: bytes) -> float:
@@ -69,42 +99,58 @@ def _db_to_ratio(db: float) -> float:
 class EchoGuard:
     """Decides, block by block, whether the mic may be heard by the server.
 
-    Feed it the playback level (`on_playback_level`, as often as the backend reports it) and,
-    for half-duplex, whether assistant audio is still queued or playing (`on_assistant_audible`);
-    pass every mic block through `filter()`.
+    Feed it what the speaker played (`on_played`, from the backend's `played_levels()`, in
+    play order) and, for half-duplex, whether assistant audio is still queued or playing
+    (`on_assistant_audible`); pass every mic block through `filter()`.
     """
 
     def __init__(self, settings: EchoSettings | None = None) -> None:
-        self.settings = settings or EchoSettings()
-        self._envelope = 0.0
-        self._envelope_at: float | None = None
+        self.settings = settings = settings or EchoSettings()
+        self._played: deque[tuple[float, float, float]] = deque()  # (start, end, rms), DAC time
+        self._tail_level = 0.0  # the loudest played span already left the delay window...
+        self._tail_at = -math.inf  # ...decayed from here
+        self._window_start = -math.inf
         self._audible = False
         self._audible_until = -math.inf
         self._open_until = -math.inf
-        self._silence = _db_to_ratio(self.settings.silence_dbfs)
-        self._margin = _db_to_ratio(self.settings.gate_margin_db)
+        self._silence = _db_to_ratio(settings.silence_dbfs)
+        self._margin = _db_to_ratio(settings.gate_margin_db)
+        self._min_gain = _db_to_ratio(settings.min_echo_gain_db)
+        self._max_gain = _db_to_ratio(settings.max_echo_gain_db)
+        self._gain = min(self._max_gain, max(self._min_gain, _db_to_ratio(settings.echo_gain_db)))
+        self._learned_at: float | None = None
         self.closed = False
         """Whether the last mic block was silenced (for the UI)."""
         self.blocks_silenced = 0
+        self.last_echo = 0.0
+        """The most echo the last mic block could hold (0..1 of full scale), for tests/UI."""
 
     @property
     def mode(self) -> EchoMode:
         return self.settings.mode
 
-    def playback_envelope(self, now: float) -> float:
-        """The smoothed playback level (0..1) at `now`."""
-        if self._envelope_at is None:
-            return 0.0
-        elapsed = max(0.0, now - self._envelope_at)
-        return self._envelope * math.exp(-elapsed / self.settings.release_s)
+    @property
+    def echo_gain_db(self) -> float:
+        """The echo path's gain the gate assumes now (learned or configured)."""
+        return 20.0 * math.log10(self._gain)
+
+    # --- inputs ------------------------------------------------------------------------------
+
+    def on_played(self, start: float, end: float, level: float) -> None:
+        """Audio of RMS `level` (0..1) reaches the DAC from `start` to `end` (in play order)."""
+        if level <= 0.0:
+            return
+        if end > self._window_start:
+            self._played.append((start, end, level))
+        else:
+            self._fold_into_tail(end, level)
+        if level > self._silence:
+            self._audible_until = max(self._audible_until, end + self.settings.tail_s)
 
     def on_playback_level(self, level: float, now: float) -> None:
-        """The output level the device is playing now (RMS, 0..1)."""
-        current = self.playback_envelope(now)
-        self._envelope = max(level, current)  # instant attack, exponential release
-        self._envelope_at = now
+        """The output level the device is playing now (RMS, 0..1): keeps half-duplex closed."""
         if level > self._silence:
-            self._audible_until = now + self.settings.tail_s
+            self._audible_until = max(self._audible_until, now + self.settings.tail_s)
 
     def on_assistant_audible(self, audible: bool, now: float) -> None:
         """Whether assistant audio is queued or playing (from the turn policy)."""
@@ -112,32 +158,121 @@ class EchoGuard:
             self._audible_until = max(self._audible_until, now + self.settings.tail_s)
         self._audible = audible
 
-    def should_pass(self, mic_level: float, now: float) -> bool:
-        """Whether a mic block of this level may reach the server."""
+    # --- the decision ------------------------------------------------------------------------
+
+    def echo_reference(self, start: float, end: float) -> float:
+        """The loudest played level (RMS, 0..1) that can leak into a mic block captured from
+        `start` to `end` (ADC time): the delay window's loudest span, or the decayed tail."""
+        settings = self.settings
+        window_start = start - settings.delay_max_s
+        window_end = end - settings.delay_min_s
+        self._advance(window_start)
+        loudest = 0.0
+        if self._tail_level > 0.0:
+            age = max(0.0, window_start - self._tail_at)
+            loudest = self._tail_level * math.exp(-age / settings.release_s)
+        for span_start, span_end, level in self._played:
+            if span_start >= window_end:
+                break
+            if span_end > window_start and level > loudest:
+                loudest = level
+        return loudest
+
+    def gate_passes(self, mic_level: float, start: float, end: float) -> bool:
+        """Gate mode: whether a mic block of RMS `mic_level` captured from `start` to `end`
+        may reach the server."""
+        reference = self.echo_reference(start, end)
+        echo = reference * self._gain
+        self.last_echo = echo
+        if echo <= self._silence:
+            return True
+        if mic_level > echo * self._margin:
+            self._open_until = end + self.settings.gate_hold_s
+            return True
+        if self.settings.learn_echo:
+            self._learn(mic_level / reference, end)
+        return start < self._open_until
+
+    def half_duplex_passes(self, now: float) -> bool:
+        return not (self._audible or now < self._audible_until)
+
+    def should_pass(
+        self,
+        mic_level: float,
+        now: float,
+        start: float | None = None,
+        end: float | None = None,
+    ) -> bool:
+        """Whether a mic block of this level, captured from `start` to `end` (default: the
+        20 ms just before `now`), may reach the server."""
         mode = self.settings.mode
         if mode is EchoMode.OFF:
             return True
         if mode is EchoMode.HALF_DUPLEX:
-            return not (self._audible or now < self._audible_until)
-        envelope = self.playback_envelope(now)
-        if envelope <= self._silence:
-            return True
-        if mic_level > envelope * self._margin:
-            self._open_until = now + self.settings.gate_hold_s
-            return True
-        return now < self._open_until
+            return self.half_duplex_passes(now)
+        if end is None:
+            end = now if start is None else start + 0.02
+        if start is None:
+            start = end - 0.02
+        return self.gate_passes(mic_level, start, end)
 
-    def filter(self, pcm: bytes, now: float) -> bytes:
-        """The block itself, or silence of the same length when the guard holds the mic."""
+    def filter(
+        self,
+        pcm: bytes,
+        now: float,
+        captured_at: float | None = None,
+        level: float | None = None,
+    ) -> bytes:
+        """The block itself, or silence of the same length when the guard holds the mic.
+
+        `captured_at` is when its first sample was captured (`MicBlock.captured_at`; default:
+        the block ended at `now`), `level` its RMS if already known.
+        """
         if self.settings.mode is EchoMode.OFF:
             self.closed = False
             return pcm
-        passes = self.should_pass(rms(pcm), now)
+        duration = len(pcm) / (2 * SAMPLE_RATE)
+        start = now - duration if captured_at is None else captured_at
+        passes = self.should_pass(
+            rms(pcm) if level is None else level, now, start, start + duration
+        )
         self.closed = not passes
         if passes:
             return pcm
         self.blocks_silenced += 1
         return bytes(len(pcm))
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _advance(self, window_start: float) -> None:
+        """Move played spans that ended before the delay window into the decaying tail."""
+        if window_start <= self._window_start:
+            return
+        self._window_start = window_start
+        played = self._played
+        while played and played[0][1] <= window_start:
+            _, end, level = played.popleft()
+            self._fold_into_tail(end, level)
+
+    def _fold_into_tail(self, end: float, level: float) -> None:
+        if self._tail_level > 0.0 and end > self._tail_at:
+            decayed = self._tail_level * math.exp(-(end - self._tail_at) / self.settings.release_s)
+            self._tail_level, self._tail_at = max(decayed, level), end
+        elif level >= self._tail_level or self._tail_level == 0.0:
+            self._tail_level, self._tail_at = level, max(end, self._tail_at)
+
+    def _learn(self, ratio: float, now: float) -> None:
+        """Follow the echo path's gain from a block the gate held (echo only, we assume):
+        up at once to what it shows, down by at most `learn_db_per_s`."""
+        last, self._learned_at = self._learned_at, now
+        if ratio >= self._gain:
+            self._gain = min(self._max_gain, ratio)
+            return
+        if last is None:
+            return
+        elapsed = min(max(0.0, now - last), 0.1)  # no credit for time without echo
+        floor = self._gain * _db_to_ratio(-self.settings.learn_db_per_s * elapsed)
+        self._gain = max(self._min_gain, ratio, floor)
 
 
 # --- the laptop hint -----------------------------------------------------------------------

@@ -409,6 +409,7 @@ class TalkEngine:
             mode=settings.mode, settings=settings.turn, audio=self.audio is not None
         )
         self.echo = EchoGuard(settings.echo)
+        self._played_cursor = 0  # `AudioBackend.played_levels()` position (echo guard)
         self.metrics = MetricsTracker(settings.prices)
         self.transcript_view = TranscriptView(
             transcription=bool(settings.transcription_model) and self.audio is not None
@@ -684,7 +685,12 @@ class TalkEngine:
             self._mic_loud_at = now
         if self.recording is not None:
             self.recording.mic(block.pcm, block.captured_at)
-        pcm = self.echo.filter(block.pcm, now)
+        if self.audio is not None and self.echo.mode is not EchoMode.OFF:
+            # What the speaker played up to now, by DAC time: the echo this block may hold.
+            played, self._played_cursor = self.audio.played_levels(self._played_cursor)
+            for span in played:
+                self.echo.on_played(span.start, span.end, span.rms)
+        pcm = self.echo.filter(block.pcm, now, block.captured_at, block.rms)
         # While reconnecting the policy is not connected and drops the block: audio from
         # then is never sent late to the next session.
         self._act(self.policy.on_mic_block(pcm))

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
+from typing import Protocol
 
 from voicecli.config import ModelPrices
 from voicecli.protocol.events import Usage
@@ -39,7 +40,9 @@ __all__ = [
     "MetricsTracker",
     "SessionSummary",
     "TurnMetrics",
+    "Timings",
     "cost_usd",
+    "format_timings",
     "format_turn",
 ]
 
@@ -317,22 +320,42 @@ class MetricsTracker:
         return None
 
 
+class Timings(Protocol):
+    """A turn's latencies as `TurnMetrics` has them (and the history's stored figures)."""
+
+    @property
+    def ttfb_ms(self) -> float | None: ...
+    @property
+    def first_text_ms(self) -> float | None: ...
+    @property
+    def ttfa_ms(self) -> float | None: ...
+    @property
+    def total_ms(self) -> float | None: ...
+
+
+def format_timings(timings: Timings) -> str:
+    """`first audio 812 ms, heard 870 ms, done 2140 ms` (first text when no audio came);
+    empty when nothing was measured."""
+    parts = []
+    if timings.ttfb_ms is not None:
+        parts.append(f"first audio {timings.ttfb_ms:.0f} ms")
+    elif timings.first_text_ms is not None:
+        parts.append(f"first text {timings.first_text_ms:.0f} ms")
+    if timings.ttfa_ms is not None:
+        parts.append(f"heard {timings.ttfa_ms:.0f} ms")
+    if timings.total_ms is not None:
+        parts.append(f"done {timings.total_ms:.0f} ms")
+    return ", ".join(parts)
+
+
 def format_turn(turn: TurnMetrics) -> str:
     """The one-line per-turn summary the TUI shows, e.g.
 
     `turn 3 (voice): first audio 812 ms, heard 870 ms, done 2140 ms · 540 in / 120 out tokens
     · $0.0123`
     """
-    timing = []
-    if turn.ttfb_ms is not None:
-        timing.append(f"first audio {turn.ttfb_ms:.0f} ms")
-    elif turn.first_text_ms is not None:
-        timing.append(f"first text {turn.first_text_ms:.0f} ms")
-    if turn.ttfa_ms is not None:
-        timing.append(f"heard {turn.ttfa_ms:.0f} ms")
-    if turn.total_ms is not None:
-        timing.append(f"done {turn.total_ms:.0f} ms")
-    parts = [f"turn {turn.index} ({turn.trigger})" + (": " + ", ".join(timing) if timing else "")]
+    timing = format_timings(turn)
+    parts = [f"turn {turn.index} ({turn.trigger})" + (f": {timing}" if timing else "")]
     if turn.interrupted or turn.status == "cancelled":
         parts.append("interrupted")
     elif turn.status and turn.status != "completed":

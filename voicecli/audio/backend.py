@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -27,6 +27,8 @@ __all__ = [
     "BackendBase",
     "MicBlock",
     "MicQueue",
+    "PLAYED_SPAN_MS",
+    "PlayedLevel",
     "level",
 ]
 
@@ -50,6 +52,26 @@ class MicBlock:
         """The block holding int16 `samples`, with their level measured."""
         rms, peak = level(samples)
         return cls(samples.astype("<i2", copy=False).tobytes(), captured_at, rms, peak)
+
+
+class PlayedLevel(NamedTuple):
+    """The level of a few milliseconds of assistant audio handed to the output device.
+
+    What the echo guard compares the microphone with: the speaker can only leak back what
+    really reached it, when it reached it.
+    """
+
+    start: float
+    """`time.monotonic()` when the first sample reaches the DAC (latency-corrected)."""
+    end: float
+    """When the sample after the last one would."""
+    rms: float
+    """0..1 of full scale."""
+    peak: float
+
+
+PLAYED_SPAN_MS = 5
+"""Length of one `PlayedLevel`: short enough that a mic block's echo is bounded tightly."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +139,11 @@ class AudioBackend(Protocol):
 
     async def drain(self, timeout: float | None = None) -> bool:
         """Wait until everything queued has been heard; False if `timeout` passed first."""
+
+    def played_levels(self, cursor: int = 0) -> tuple[list[PlayedLevel], int]:
+        """Levels of the assistant audio handed to the output device since `cursor`, oldest
+        first in spans of `PLAYED_SPAN_MS`, and the cursor for the next call (pass 0 first).
+        Silence has no entry. For the echo guard."""
 
 
 def level(samples: np.ndarray) -> tuple[float, float]:
@@ -242,6 +269,12 @@ class BackendBase:
         }
         fields.update(self._extra_stats())
         return AudioStats(**fields)  # type: ignore[arg-type]
+
+    def played_levels(self, cursor: int = 0) -> tuple[list[PlayedLevel], int]:
+        jitter = self.jitter
+        span = max(1, jitter.sample_rate * PLAYED_SPAN_MS // 1000)
+        levels, cursor = jitter.played_levels(cursor, span)
+        return [PlayedLevel._make(entry) for entry in levels], cursor
 
     async def drain(self, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -52,6 +52,14 @@ Played position (for `conversation.item.truncate`)
     output latency. A part that was cut by `clear()` is final: everything handed to the device
     before the cut plus the fade is heard (the device's own buffer is not discarded), and no
     more. Both are clamped to the audio received, so a part never counts more than it got.
+
+Played levels (for the echo guard)
+    `played_levels(cursor)` reads the same log from the producer side: for each block handed
+    to the device since `cursor`, the DAC times and RMS levels of its audio in short spans.
+    The samples are still in the ring (the producer only overwrites a position once the ring
+    has wrapped past it, and a grown ring keeps what the old one held), so the callback does
+    no extra work for it. Silence (idle time, gaps, the zero-filled rest of a block) has no
+    entry.
 """
 
 from __future__ import annotations
@@ -146,6 +154,7 @@ class JitterBuffer:
         "_acks_seen",
         "_clears",
         "_dropped",
+        "_kept_from",
         # consumer-owned
         "_read_pos",
         "_playing",
@@ -205,6 +214,7 @@ class JitterBuffer:
         self._acks_seen = 0
         self._clears = 0
         self._dropped = 0
+        self._kept_from = 0  # the oldest stream position the ring still holds (after a grow)
 
         self._read_pos = 0
         self._playing = False
@@ -351,6 +361,39 @@ class JitterBuffer:
                 end = start + min(played, elapsed)
                 return self._level_at(max(0, end - window), end)
         return 0.0, 0.0
+
+    def played_levels(
+        self, cursor: int, span: int = 120
+    ) -> tuple[list[tuple[float, float, float, float]], int]:
+        """Levels of the audio handed to the device since `cursor`, and the next cursor.
+
+        Pass 0 the first time, then the cursor returned. Each entry is `(start, end, rms,
+        peak)` for up to `span` consecutive samples: when the first and just after the last
+        sample reach the DAC (the clock of `dac_time`), and their level, 0..1 of full scale.
+        Entries come in play order; silence has none. Blocks the log no longer holds (the
+        caller fell more than 240 blocks behind) or whose samples the ring has overwritten
+        are skipped; a cursor beyond the log (from another buffer) starts over.
+        """
+        count = self._log_count
+        if cursor > count:  # a cursor from another buffer: start over
+            cursor = 0
+        levels: list[tuple[float, float, float, float]] = []
+        rate = self.sample_rate
+        for entry in range(max(cursor, count - _LOG_SIZE + 8), count):
+            slot = entry % _LOG_SIZE
+            played = int(self._log_count_n[slot])
+            if played <= 0:
+                continue
+            samples = self._samples_at(int(self._log_start[slot]), played)
+            if samples is None:
+                continue
+            dac = float(self._log_dac[slot])
+            rms, peak = _span_levels(samples, span)
+            for index, (span_rms, span_peak) in enumerate(zip(rms, peak, strict=True)):
+                offset = index * span
+                end = min(played, offset + span)
+                levels.append((dac + offset / rate, dac + end / rate, span_rms, span_peak))
+        return levels, count
 
     @property
     def buffered(self) -> int:
@@ -528,12 +571,27 @@ class JitterBuffer:
         if capacity == old_capacity:
             return self._ring
         ring = np.zeros(capacity, np.int16)
-        read = self._read_pos
-        for position in range(read, self._write_pos, old_capacity):
-            count = min(old_capacity, self._write_pos - position)
-            _copy_ring(old, old_capacity, position, ring, capacity, count)
+        # Everything the old ring holds, played samples too: `played_levels` may still read
+        # the latest of those.
+        write = self._write_pos
+        kept_from = max(self._kept_from, write - old_capacity)
+        _copy_ring(old, old_capacity, kept_from, ring, capacity, write - kept_from)
+        self._kept_from = kept_from
         self._ring = (ring, capacity)
         return self._ring
+
+    def _samples_at(self, start: int, count: int) -> np.ndarray | None:
+        """`count` samples from stream position `start` as float64 (producer side), or None
+        when the ring no longer holds them."""
+        ring, capacity = self._ring
+        if start < max(self._kept_from, self._write_pos - capacity):
+            return None
+        index = start % capacity
+        first = min(count, capacity - index)
+        samples = ring[index : index + first].astype(np.float64)
+        if first < count:
+            samples = np.concatenate([samples, ring[: count - first].astype(np.float64)])
+        return samples
 
     def _level_at(self, start: int, end: int) -> tuple[float, float]:
         ring, capacity = self._ring
@@ -549,6 +607,21 @@ class JitterBuffer:
         rms = float(np.sqrt(np.mean(as_float * as_float))) / 32768.0
         peak = float(np.max(np.abs(as_float))) / 32768.0
         return rms, peak
+
+
+def _span_levels(samples: np.ndarray, span: int) -> tuple[list[float], list[float]]:
+    """(rms, peak) per `span` samples (the last span may be shorter), 0..1 of full scale."""
+    full = samples.size - samples.size % span
+    spans = samples[:full].reshape(-1, span)
+    energy = np.einsum("ij,ij->i", spans, spans) / span
+    peak = np.abs(spans).max(axis=1) if full else np.zeros(0)
+    rms_list = (np.sqrt(energy) / 32768.0).tolist()
+    peak_list = (peak / 32768.0).tolist()
+    if full < samples.size:
+        rest = samples[full:]
+        rms_list.append(float(np.sqrt(np.dot(rest, rest) / rest.size)) / 32768.0)
+        peak_list.append(float(np.max(np.abs(rest))) / 32768.0)
+    return rms_list, peak_list
 
 
 def _as_samples(pcm: bytes | np.ndarray) -> np.ndarray:

@@ -61,10 +61,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     from voicecli.config import config_from_args
+    from voicecli.history.store import HistoryStore
 
     config = config_from_args(args)
     setup = build_setup(config, text_only=args.text_only)
-    store = _open_history(config)
+    store = HistoryStore.for_config(config)
     if store is not None:
         setup.on_engine = _recorder(store, config, setup)
 
@@ -169,17 +170,6 @@ def _audio_factory(config: Config) -> tuple[Callable[[], RealBackend], str | Non
         )
 
     return make_audio, hint
-
-
-def _open_history(config: Config) -> HistoryStore | None:
-    if not config.history.enabled:
-        return None
-    from voicecli.history.store import HistoryError, HistoryStore
-
-    try:
-        return HistoryStore.open(config.history_file, redact=[config.api_key])
-    except HistoryError as exc:
-        raise HistoryError(f"{exc} (or run with --no-history)") from None
 
 
 def _recorder(

@@ -37,6 +37,7 @@ from voicecli.history.store import (
     MessageRecord,
     SearchHit,
 )
+from voicecli.metrics import format_timings
 
 
 __all__ = [
@@ -108,16 +109,8 @@ def _seconds(ms: float) -> str:
 def format_figures(figures: MessageFigures) -> str:
     """`first audio 812 ms, heard 870 ms, done 2140 ms · 540 in / 120 out tokens · $0.0123`;
     empty when nothing was measured."""
-    timing = []
-    if figures.ttfb_ms is not None:
-        timing.append(f"first audio {figures.ttfb_ms:.0f} ms")
-    elif figures.first_text_ms is not None:
-        timing.append(f"first text {figures.first_text_ms:.0f} ms")
-    if figures.ttfa_ms is not None:
-        timing.append(f"heard {figures.ttfa_ms:.0f} ms")
-    if figures.total_ms is not None:
-        timing.append(f"done {figures.total_ms:.0f} ms")
-    parts = [", ".join(timing)] if timing else []
+    timing = format_timings(figures)
+    parts = [timing] if timing else []
     if figures.input_tokens is not None or figures.output_tokens is not None:
         tokens = f"{figures.input_tokens or 0} in / {figures.output_tokens or 0} out tokens"
         if figures.cached_tokens:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voicecli.audio.backend import SAMPLE_RATE, AudioStats, MicBlock, MicQueue
+from voicecli.audio.backend import SAMPLE_RATE, AudioStats, MicBlock, MicQueue, PlayedLevel
 from voicecli.audio.filebackend import FileBackend
 
 
@@ -119,6 +119,9 @@ class SmokeAudio:
 
     async def drain(self, timeout: float | None = None) -> bool:
         return await self.speaker.drain(timeout)
+
+    def played_levels(self, cursor: int = 0) -> tuple[list[PlayedLevel], int]:
+        return self.speaker.played_levels(cursor)
 
     # --- turns -------------------------------------------------------------------------------
 
