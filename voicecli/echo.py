@@ -19,9 +19,11 @@ Two cheap strategies from field-notes §3.4, selectable with `EchoMode`:
 
 The echo path's gain starts at `echo_gain_db` (0 dB: the speaker leaks into the mic at full
 level, the worst case, as on one shared sound-server sink) and, with `learn_echo`, follows
-what the mic really hears while the assistant talks and the gate is closed: it rises at once
-when the echo is louder than assumed, and falls slowly (`learn_db_per_s`) when it is quieter,
-so on a laptop whose mic hears its speakers 20 dB down, a normal voice soon interrupts.
+what the mic really hears while the assistant talks and the gate is closed: the loudest
+ratio of mic to playback over the last `learn_window_s` (3 s) of such blocks. It rises at
+once when the echo is louder than assumed and falls only when 3 s of assistant audio never
+came near it, so on a laptop whose mic hears its speakers 20 dB down, a normal voice can
+interrupt after the first few seconds of a reply.
 
 A closed mic becomes digital silence of the same length rather than nothing, so the server's
 input timeline and VAD keep running.
@@ -65,8 +67,8 @@ class EchoSettings:
     speaker leaks into the mic at full level, the worst case)."""
     learn_echo: bool = True
     """Follow the echo path's real gain (see the module docstring)."""
-    learn_db_per_s: float = 3.0
-    """How fast the learned echo gain may fall while the echo stays quieter than assumed."""
+    learn_window_s: float = 3.0
+    """The learned gain is the loudest echo seen over this much assistant audio."""
     min_echo_gain_db: float = -40.0
     max_echo_gain_db: float = 20.0
     """Bounds of the learned echo gain."""
@@ -118,7 +120,9 @@ class EchoGuard:
         self._min_gain = _db_to_ratio(settings.min_echo_gain_db)
         self._max_gain = _db_to_ratio(settings.max_echo_gain_db)
         self._gain = min(self._max_gain, max(self._min_gain, _db_to_ratio(settings.echo_gain_db)))
-        self._learned_at: float | None = None
+        self._configured_gain = self._gain
+        self._echo_time = 0.0  # seconds of mic blocks the gate held while echo was possible
+        self._ratios: deque[tuple[float, float]] = deque()  # (echo time, ratio), falling
         self.closed = False
         """Whether the last mic block was silenced (for the UI)."""
         self.blocks_silenced = 0
@@ -189,9 +193,11 @@ class EchoGuard:
         if mic_level > echo * self._margin:
             self._open_until = end + self.settings.gate_hold_s
             return True
+        if start < self._open_until:
+            return True  # holding open for the user's quieter syllables
         if self.settings.learn_echo:
-            self._learn(mic_level / reference, end)
-        return start < self._open_until
+            self._learn(mic_level / reference, end - start)
+        return False
 
     def half_duplex_passes(self, now: float) -> bool:
         return not (self._audible or now < self._audible_until)
@@ -261,18 +267,22 @@ class EchoGuard:
         elif level >= self._tail_level or self._tail_level == 0.0:
             self._tail_level, self._tail_at = level, max(end, self._tail_at)
 
-    def _learn(self, ratio: float, now: float) -> None:
-        """Follow the echo path's gain from a block the gate held (echo only, we assume):
-        up at once to what it shows, down by at most `learn_db_per_s`."""
-        last, self._learned_at = self._learned_at, now
-        if ratio >= self._gain:
-            self._gain = min(self._max_gain, ratio)
-            return
-        if last is None:
-            return
-        elapsed = min(max(0.0, now - last), 0.1)  # no credit for time without echo
-        floor = self._gain * _db_to_ratio(-self.settings.learn_db_per_s * elapsed)
-        self._gain = max(self._min_gain, ratio, floor)
+    def _learn(self, ratio: float, duration: float) -> None:
+        """Follow the echo path's gain from a block the gate held (echo only, we assume): the
+        loudest ratio of mic to playback over the last `learn_window_s` of such blocks, and
+        never below the configured gain until that much was seen."""
+        self._echo_time += duration
+        ratios = self._ratios
+        while ratios and ratios[-1][1] <= ratio:
+            ratios.pop()
+        ratios.append((self._echo_time, ratio))
+        horizon = self._echo_time - self.settings.learn_window_s
+        while ratios[0][0] <= horizon:
+            ratios.popleft()
+        loudest = ratios[0][1]
+        if horizon < 0.0:
+            loudest = max(loudest, self._configured_gain)
+        self._gain = min(self._max_gain, max(self._min_gain, loudest))
 
 
 # --- the laptop hint -----------------------------------------------------------------------
