@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 from tests import pulse
+from tests.conftest import make_speech
 
 
 pytestmark = [
@@ -191,17 +192,20 @@ def test_real_talk_hears_a_spoken_turn_and_answers(
     assert "ALSA lib" not in screen and "ALSA lib" not in first
 
 
+def paplay_into_speaker(wav: Path) -> None:
+    """Play a WAV into the shared sink, as the user talking in the room; returns when done."""
+    subprocess.run(
+        ["paplay", "--server", pulse.SERVER, "--device=spk", str(wav)], check=True, timeout=15
+    )
+
+
 def run_echo_session(home: Path, speech_wav: Path, guard: str, settle_s: float) -> str:
     """Speak once into the shared sink; return the screen `settle_s` after the first reply."""
     args = ["--responder", "echo", "--pace", "1", "--echo-guard", guard, "--no-history"]
     with TalkInTmux(home, args, env={"PULSE_SOURCE": "spk.monitor"}) as talk:
         talk.wait_for(lambda s: "● connected" in s and "LISTENING" in s)
         # The user talks in the room: the speaker and the microphone share the air.
-        subprocess.run(
-            ["paplay", "--server", pulse.SERVER, "--device=spk", str(speech_wav)],
-            check=True,
-            timeout=15,
-        )
+        paplay_into_speaker(speech_wav)
         talk.wait_for(lambda s: "turn 1 (voice)" in s, timeout=20)
         time.sleep(settle_s)
         screen = talk.screen()
@@ -246,6 +250,34 @@ def test_echo_gate_keeps_the_assistant_from_answering_itself(
     # the mic closed for the whole reply.
     guarded = run_echo_session(tmp_path / "gate", speech_wav, "gate", settle_s=5.0)
     assert_answered_once(guarded, "gate")
+
+
+def test_echo_gate_still_lets_the_user_interrupt(
+    sound_server: str, speech_dir: Path, speech_wav: Path, tmp_path: Path
+) -> None:
+    # A quiet question (12 dB down) makes a quiet reply; the user then talks over the reply at
+    # a normal level, into the same shared sink, 12 dB above the reply's echo.
+    quiet = tmp_path / "quiet.wav"
+    subprocess.run(["sox", str(speech_wav), str(quiet), "vol", "-12dB"], check=True)
+    stop = make_speech(speech_dir, "Stop, stop.", "stop")
+    args = ["--responder", "echo", "--pace", "1", "--echo-guard", "gate", "--no-history"]
+    with TalkInTmux(tmp_path / "home", args, env={"PULSE_SOURCE": "spk.monitor"}) as talk:
+        talk.wait_for(lambda s: "● connected" in s and "LISTENING" in s)
+        paplay_into_speaker(quiet)
+        talk.wait_for(lambda s: "♪ ASSISTANT SPEAKING" in s, timeout=20)
+        paplay_into_speaker(stop)
+        talk.wait_for(lambda s: "turn 2 (voice)" in s, timeout=20)
+        time.sleep(3.0)
+        screen = talk.screen()
+        talk.quit()
+
+    lines = transcript(screen)
+    users = [line for line in lines if line.startswith("You: ")]
+    assistants = [line for line in lines if line.startswith("Assistant: ")]
+    assert len(users) == 2, screen  # the question and the interruption; no self-answers
+    assert len(assistants) == 2, screen
+    assert "interrupted" in assistants[0] and "interrupted" not in assistants[1], screen
+    assert "echo gate" in screen
 
 
 def test_a_session_that_cannot_open_ends_with_one_line_and_exit_2(tmp_path: Path) -> None:

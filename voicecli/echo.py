@@ -20,9 +20,9 @@ Two cheap strategies from field-notes §3.4, selectable with `EchoMode`:
 The echo path's gain starts at `echo_gain_db` (0 dB: the speaker leaks into the mic at full
 level, the worst case, as on one shared sound-server sink) and, with `learn_echo`, follows
 what the mic really hears while the assistant talks and the gate is closed: the loudest
-ratio of mic to playback over the last `learn_window_s` (3 s) of such blocks. It rises at
-once when the echo is louder than assumed and falls only when 3 s of assistant audio never
-came near it, so on a laptop whose mic hears its speakers 20 dB down, a normal voice can
+ratio of mic to playback over the last `learn_window_s` (2 s) of such blocks. It falls only
+when 2 s of assistant audio never came near it, and rises at a limited rate
+(`learn_rise_db_per_s`) so that a user talking just below the gate cannot lock it, so on a laptop whose mic hears its speakers 20 dB down, a normal voice can
 interrupt after the first few seconds of a reply.
 
 A closed mic becomes digital silence of the same length rather than nothing, so the server's
@@ -67,8 +67,10 @@ class EchoSettings:
     speaker leaks into the mic at full level, the worst case)."""
     learn_echo: bool = True
     """Follow the echo path's real gain (see the module docstring)."""
-    learn_window_s: float = 3.0
-    """The learned gain is the loudest echo seen over this much assistant audio."""
+    learn_window_s: float = 2.0
+    """The learned gain is the loudest echo seen over this much assistant audio..."""
+    learn_rise_db_per_s: float = 3.0
+    """...but rises no faster than this (a user talking below the gate must not lock it)."""
     min_echo_gain_db: float = -40.0
     max_echo_gain_db: float = 20.0
     """Bounds of the learned echo gain."""
@@ -165,22 +167,48 @@ class EchoGuard:
     # --- the decision ------------------------------------------------------------------------
 
     def echo_reference(self, start: float, end: float) -> float:
-        """The loudest played level (RMS, 0..1) that can leak into a mic block captured from
-        `start` to `end` (ADC time): the delay window's loudest span, or the decayed tail."""
+        """The most played level (RMS, 0..1) that can leak into a mic block captured from
+        `start` to `end` (ADC time): the loudest stretch of playback as long as the block,
+        anywhere in the delay window, or the decayed tail of what played before it."""
         settings = self.settings
-        window_start = start - settings.delay_max_s
-        window_end = end - settings.delay_min_s
-        self._advance(window_start)
-        loudest = 0.0
+        length = end - start
+        first = start - settings.delay_max_s  # the earliest echo delay's stretch starts here
+        last = start - settings.delay_min_s  # ...and the latest one's here
+        self._advance(first)
+        loudest = 0.0  # as power (RMS squared)
         if self._tail_level > 0.0:
-            age = max(0.0, window_start - self._tail_at)
-            loudest = self._tail_level * math.exp(-age / settings.release_s)
+            age = max(0.0, first - self._tail_at)
+            loudest = (self._tail_level * math.exp(-age / settings.release_s)) ** 2
+        # The played energy up to each span boundary (silence between spans adds none).
+        times: list[float] = []
+        energy: list[float] = []
+        total = 0.0
+        previous_end = -math.inf
         for span_start, span_end, level in self._played:
-            if span_start >= window_end:
+            if span_start >= last + length:
                 break
-            if span_end > window_start and level > loudest:
-                loudest = level
-        return loudest
+            span_start = max(span_start, previous_end)  # DAC-time jitter must not overlap
+            if span_end <= span_start:
+                continue
+            times.append(span_start)
+            energy.append(total)
+            total += level * level * (span_end - span_start)
+            times.append(span_end)
+            energy.append(total)
+            previous_end = span_end
+        if times:
+            # The mean power over [x, x + length] is piecewise linear in x with corners where
+            # either edge meets a span boundary: its maximum is at one of those (or an end).
+            bounds = np.asarray(times)
+            cumulative = np.asarray(energy)
+            corners = np.concatenate([bounds, bounds - length, (first, last)])
+            corners = corners[(corners >= first) & (corners <= last)]
+            power = (
+                np.interp(corners + length, bounds, cumulative)
+                - np.interp(corners, bounds, cumulative)
+            ) / length
+            loudest = max(loudest, float(power.max()))
+        return math.sqrt(loudest)
 
     def gate_passes(self, mic_level: float, start: float, end: float) -> bool:
         """Gate mode: whether a mic block of RMS `mic_level` captured from `start` to `end`
@@ -269,8 +297,8 @@ class EchoGuard:
 
     def _learn(self, ratio: float, duration: float) -> None:
         """Follow the echo path's gain from a block the gate held (echo only, we assume): the
-        loudest ratio of mic to playback over the last `learn_window_s` of such blocks, and
-        never below the configured gain until that much was seen."""
+        loudest ratio of mic to playback over the last `learn_window_s` of such blocks (not
+        below the configured gain until that much was seen), rising at a limited rate."""
         self._echo_time += duration
         ratios = self._ratios
         while ratios and ratios[-1][1] <= ratio:
@@ -279,10 +307,13 @@ class EchoGuard:
         horizon = self._echo_time - self.settings.learn_window_s
         while ratios[0][0] <= horizon:
             ratios.popleft()
-        loudest = ratios[0][1]
+        target = ratios[0][1]
         if horizon < 0.0:
-            loudest = max(loudest, self._configured_gain)
-        self._gain = min(self._max_gain, max(self._min_gain, loudest))
+            target = max(target, self._configured_gain)
+        if target > self._gain:
+            rise = _db_to_ratio(self.settings.learn_rise_db_per_s * duration)
+            target = min(target, self._gain * rise)
+        self._gain = min(self._max_gain, max(self._min_gain, target))
 
 
 # --- the laptop hint -----------------------------------------------------------------------

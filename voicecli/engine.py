@@ -154,9 +154,15 @@ class TalkSettings:
     echo: EchoSettings = field(default_factory=EchoSettings)
     prices: ModelPrices | None = None
     tick_s: float = 0.02
-    """How often time-driven work runs (hold-to-talk release, playback bookkeeping, levels)."""
+    """How often time-driven work runs (hold-to-talk release, playback bookkeeping, levels)
+    while any is pending: assistant audio queued or audible, push-to-talk held, a reply's
+    first sample not yet heard."""
+    idle_tick_s: float = 0.1
+    """How often it runs otherwise (noticing a lost device, renewal, response timeouts): a
+    session that only listens wakes 10 times a second instead of 50."""
     levels_every_s: float = 0.05
-    """How often `LevelsChanged` is published while audio runs."""
+    """How often `LevelsChanged` is published while assistant audio plays (at the idle tick
+    otherwise)."""
     log_size: int = 5000
     """Event log entries kept for the inspector."""
     reconnect: ReconnectSettings | None = None
@@ -425,6 +431,12 @@ class TalkEngine:
         self._stop = asyncio.Event()
         self._published: tuple[Any, ...] | None = None
         self._levels_at = -1e9
+        self._tick_wake: asyncio.Future[None] | None = None
+        self._summary_cache: SessionSummary | None = None
+        self._url_of: RealtimeSession | None = None
+        self._url: str | None = None
+        self._summary_key: tuple[int, int] = (0, 0)
+        """The tick's slow wait, while it waits slowly (`_hurry_tick` ends it)."""
         self._first_play_pending: dict[str, tuple[str, int]] = {}
         self._underruns_at_start: dict[str, int] = {}
         self._stats_underruns = 0
@@ -496,7 +508,7 @@ class TalkEngine:
         return EngineSnapshot(
             connection=self._connection,
             connection_error=self._connection_error,
-            url=self.session.settings.display_url if self.session else None,
+            url=self._display_url(),
             dialect=client.dialect.name if client else None,
             model=client.model if client else None,
             voice=config.voice if config.voice is not UNSET else self.settings.voice,
@@ -516,9 +528,27 @@ class TalkEngine:
             underruns=self._stats_underruns,
             audio_lost=self._audio_lost,
             last_turn=turns[-1] if turns else None,
-            summary=self.metrics.summary(),
+            summary=self._summary(),
             reconnects=self.reconnects,
         )
+
+    def _display_url(self) -> str | None:
+        """The session's URL for display (parsed once per session, not per snapshot)."""
+        session = self.session
+        if session is None:
+            return None
+        if self._url_of is not session:
+            self._url_of, self._url = session, session.settings.display_url
+        return self._url
+
+    def _summary(self) -> SessionSummary:
+        """`metrics.summary()`, computed again only after it may have changed: it walks every
+        turn, and a UI asks for a snapshot ten times a second."""
+        metrics = self.metrics
+        key = (metrics.revision, len(metrics.turns))
+        if self._summary_cache is None or key != self._summary_key:
+            self._summary_key, self._summary_cache = key, metrics.summary()
+        return self._summary_cache
 
     # --- user actions --------------------------------------------------------------------
 
@@ -895,9 +925,34 @@ class TalkEngine:
         return not busy and now - self._mic_loud_at >= _QUIET_FOR_S
 
     async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self.settings.tick_s)
+            fast = self._time_driven()
+            wake = loop.create_future()
+            # A slow wait is cut short (`_hurry_tick`) as soon as something time-driven starts.
+            self._tick_wake = None if fast else wake
+            delay = self.settings.tick_s if fast else self.settings.idle_tick_s
+            timer = loop.call_later(delay, _resolve, wake)
+            try:
+                await wake
+            finally:
+                timer.cancel()
+                self._tick_wake = None
             self._on_tick()
+
+    def _time_driven(self) -> bool:
+        """Whether work is pending that needs the fast tick (see `TalkSettings.tick_s`)."""
+        policy = self.policy
+        return bool(
+            policy.playing or policy.recording or self._first_play_pending or self._out_level > 0.0
+        )
+
+    def _hurry_tick(self) -> None:
+        """Tick now if the tick sleeps slowly while time-driven work has just begun."""
+        wake = self._tick_wake
+        if wake is not None and self._time_driven():
+            self._tick_wake = None
+            _resolve(wake)
 
     def _on_tick(self) -> None:
         now = self._clock()
@@ -1043,6 +1098,8 @@ class TalkEngine:
         for action in actions:
             self._carry_out(action)
         self._publish_state()  # also for inputs that only changed state (mute, mode)
+        if self._tick_wake is not None:
+            self._hurry_tick()
 
     def _carry_out(self, action: Action) -> None:
         session, audio = self.session, self.audio if self._audio_ok else None
@@ -1179,6 +1236,11 @@ _RENEW_RETRY_S = 30.0
 renewal is tried again (the expiry itself still renews at once)."""
 
 _MAY_QUOTE_THE_KEY = (ev.ServerError, ev.ProtocolError, ev.Unknown)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _cause(error: ConnectError) -> str:

@@ -211,6 +211,9 @@ class MetricsTracker:
         self._anchor: tuple[float, str] | None = None
         self._open: dict[str, TurnMetrics] = {}
         self._count = 0
+        self.revision = 0
+        """Bumped whenever `summary()` may change (a turn finished; a finished turn was first
+        heard or interrupted), so a reader polling it can keep the last one until then."""
 
     # --- events --------------------------------------------------------------------------
 
@@ -259,11 +262,13 @@ class MetricsTracker:
             if turn.first_audio_at is not None:
                 at = max(at, turn.first_audio_at)  # cannot be heard before it arrived
             turn.first_played_at = at
+            self.revision += 1
 
     def interrupted(self, response_id: str) -> None:
         turn = self._turn(response_id)
         if turn is not None:
             turn.interrupted = True
+            self.revision += 1
 
     def set_underruns(self, response_id: str, underruns: int) -> None:
         turn = self._turn(response_id)
@@ -283,6 +288,7 @@ class MetricsTracker:
         if usage is not None and self.prices is not None:
             turn.cost_usd = cost_usd(usage, self.prices)
         self.turns.append(turn)
+        self.revision += 1
         return turn
 
     # --- reading -------------------------------------------------------------------------

@@ -10,6 +10,7 @@ use it on a machine without PortAudio.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -150,9 +151,11 @@ def level(samples: np.ndarray) -> tuple[float, float]:
     """(rms, peak) of int16 samples, 0..1 of full scale."""
     if not samples.size:
         return 0.0, 0.0
-    as_float = samples.astype(np.float32)
-    rms = float(np.sqrt(np.mean(as_float * as_float))) / 32768.0
-    peak = float(np.max(np.abs(as_float))) / 32768.0
+    # One dot product and one max: a mic block's level is taken 50 times a second, and
+    # np.mean's bookkeeping costs more than the arithmetic on 480 samples.
+    as_float = samples.astype(np.float64).reshape(-1)
+    rms = math.sqrt(float(as_float.dot(as_float)) / as_float.size) / 32768.0
+    peak = float(np.abs(as_float).max()) / 32768.0
     return rms, peak
 
 

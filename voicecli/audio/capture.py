@@ -1,9 +1,10 @@
 """Microphone capture: a PortAudio InputStream whose callback hands blocks to asyncio.
 
 The callback copies `indata` into a preallocated pool of blocks and passes the block's index
-to the loop with `call_soon_threadsafe`; it never polls, blocks, prints or raises. Everything
-else happens on the asyncio thread: turning the block into bytes, resampling to 24 kHz when
-the device would not open there, the level for the meter, and queueing the `MicBlock`.
+to the loop with `call_soon_threadsafe` (one loop wake-up per block); it never polls, blocks,
+prints or raises. Everything else happens on the asyncio thread: turning the block into bytes
+(the only copy out of the pool), resampling to 24 kHz when the device would not open there,
+the level for the meter, and queueing the `MicBlock`.
 
 Why a pool instead of `bytes(indata)` in the callback: `bench/audio.py` measures both copies
 at a few hundred nanoseconds per block (`bytes()` is about 0.15 us cheaper), which is nothing
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from voicecli.audio.backend import SAMPLE_RATE, MicBlock, MicQueue
+from voicecli.audio.backend import SAMPLE_RATE, MicBlock, MicQueue, level
 from voicecli.audio.devices import DeviceInfo
 from voicecli.audio.resample import Rebuffer, StreamResampler
 from voicecli.audio.stream import DeviceStream
@@ -104,13 +105,16 @@ class Capture(DeviceStream):
             self.dropped += 1
             return
         slot = seq % self._pool_size
-        samples = self._pool[slot, : int(self._slot_frames[slot]), 0].copy()
+        # The block's bytes are the one copy out of the pool (what MicBlock carries anyway).
+        pcm = self._pool[slot, : int(self._slot_frames[slot]), 0].tobytes()
         if self._seq - seq >= self._pool_size:  # ...while we were copying
             self.dropped += 1
             return
         self.blocks += 1
+        samples = np.frombuffer(pcm, np.int16)
         if self._resampler is None or self._rebuffer is None:
-            self._put(samples, captured_at)
+            rms, peak = level(samples)
+            self._mic.put(MicBlock(pcm, captured_at, rms, peak))
             return
         converted = self._resampler.process(samples)
         end_time = captured_at + samples.size / self.rate
@@ -118,8 +122,5 @@ class Capture(DeviceStream):
         # Approximate capture times: the newest output sample is about the newest input one.
         behind = self._rebuffer.pending + self.out_block * len(blocks)
         for block in blocks:
-            self._put(block, end_time - behind / SAMPLE_RATE)
+            self._mic.put(MicBlock.of(block, end_time - behind / SAMPLE_RATE))
             behind -= self.out_block
-
-    def _put(self, samples: np.ndarray, captured_at: float) -> None:
-        self._mic.put(MicBlock.of(samples, captured_at))

@@ -7,6 +7,11 @@ fades therefore behave as with a device, headless.
 
 In fast mode (`realtime=False`) there is no clock: input blocks are queued as fast as the
 consumer takes them (none are dropped), and output is "played" the moment it is queued.
+
+With `echo_gain_db` set (real-time only), the simulated microphone also hears the simulated
+speaker: each mic sample adds the output sample that reached the DAC `echo_delay_ms` earlier,
+scaled by the gain. That is the speaker leaking into a laptop's microphone, for echo-guard
+tests that need no sound server.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ class SimulatedBackend(BackendBase):
         trailing_silence_ms: after the input runs out, this much silence, then the mic ends;
             None: silence until `stop()` (real-time mode only; fast mode then just ends).
         output_latency_ms: pretend the speaker needs this long to play a block (real-time).
+        echo_gain_db: the mic hears the speaker at this gain (None: it does not; real-time).
+        echo_delay_ms: ...this long after each sample reached the DAC (0-1000 ms).
         block_ms, prebuffer_ms, max_prebuffer_ms, fade_ms: as for the real backend.
     """
 
@@ -44,6 +51,8 @@ class SimulatedBackend(BackendBase):
         realtime: bool = True,
         trailing_silence_ms: int | None = 0,
         output_latency_ms: float = 0.0,
+        echo_gain_db: float | None = None,
+        echo_delay_ms: float = 0.0,
         block_ms: int = 20,
         prebuffer_ms: float = 60,
         max_prebuffer_ms: float = 200,
@@ -66,6 +75,12 @@ class SimulatedBackend(BackendBase):
         self._out = np.zeros(self.block_samples, np.int16)
         self._task: asyncio.Task[None] | None = None
         self._started_at = 0.0
+        if not 0 <= echo_delay_ms <= 1000:
+            raise ValueError("echo_delay_ms must be between 0 and 1000")
+        self.echo_gain = None if echo_gain_db is None else 10 ** (echo_gain_db / 20)
+        # What the speaker played, by DAC sample index since start (a ring of 2 s): the echo.
+        self._echo_delay = round(echo_delay_ms * SAMPLE_RATE / 1000)
+        self._echo_line = np.zeros(2 * SAMPLE_RATE, np.float64)
 
     # --- hooks for subclasses ----------------------------------------------------------------
 
@@ -117,12 +132,15 @@ class SimulatedBackend(BackendBase):
         block_s = self.block_samples / SAMPLE_RATE
         start = loop.time()
         tick = 0
+        latency = round(self.output_latency * SAMPLE_RATE)
         while True:
             now = start + tick * block_s
             self.jitter.read_into(self._out, now + self.output_latency)
             self._sink(self._out)
+            if self.echo_gain is not None:
+                self._echo_write(tick * self.block_samples + latency, self._out)
             if tick > 0 and not self.mic.closed:
-                self._deliver_next(now - block_s)
+                self._deliver_next(now - block_s, (tick - 1) * self.block_samples)
             tick += 1
             await asyncio.sleep(max(0.0, start + tick * block_s - loop.time()))
 
@@ -139,12 +157,28 @@ class SimulatedBackend(BackendBase):
             index += 1
             await asyncio.sleep(0)  # let the consumer run between blocks
 
-    def _deliver_next(self, captured_at: float) -> None:
+    def _deliver_next(self, captured_at: float, index: int = 0) -> None:
         block = self._next_block()
         if block is None:
             self.mic.close()
             return
+        if self.echo_gain is not None:
+            block = self._with_echo(block, index)
         self.mic.put(MicBlock.of(block, captured_at))
+
+    def _echo_write(self, index: int, samples: np.ndarray) -> None:
+        """Remember output samples by the DAC sample index they reach the speaker at."""
+        line = self._echo_line
+        positions = np.arange(index, index + samples.size) % line.size
+        line[positions] = samples
+
+    def _with_echo(self, block: np.ndarray, index: int) -> np.ndarray:
+        """The mic block captured from sample `index` on, plus what the speaker leaks."""
+        line = self._echo_line
+        source = np.arange(index, index + block.size) - self._echo_delay
+        echo = np.where(source >= 0, line[source % line.size], 0.0) * self.echo_gain
+        mixed = block.astype(np.float64) + echo
+        return np.clip(np.round(mixed), -32768, 32767).astype(np.int16)
 
     def _next_block(self) -> np.ndarray | None:
         size = self.block_samples

@@ -26,7 +26,7 @@ from pathlib import Path
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.screen import Screen
 from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
 
@@ -47,7 +47,7 @@ from voicecli.tui.keys import KEYS
 from voicecli.tui.messages import EngineNotice, SessionStatus
 from voicecli.tui.render import meter, meter_cells, state_text, status_text, turn_text
 from voicecli.tui.setup import TalkSetup
-from voicecli.tui.widgets import Inspector, Live, PttButton, TranscriptPane
+from voicecli.tui.widgets import Inspector, Live, MainScreen, PttButton, Row, TranscriptPane
 from voicecli.turns import Mode
 
 
@@ -56,6 +56,7 @@ __all__ = ["TalkApp"]
 REFRESH_HZ = 10
 _MODES = (Mode.VAD, Mode.SEMANTIC, Mode.PTT)
 _SEVERITY = {"info": "information", "warning": "warning", "error": "error"}
+_NOTHING = object()
 
 
 class InternalError(VoiceCliError):
@@ -98,20 +99,23 @@ class TalkApp(App[int]):
         self._quitting = False
         self._session_worker: Worker[None] | None = None
         self._ptt_hint_at = -1e9
-        self._shown_look: tuple[object, ...] | None = None
+        self._shown_looks: tuple[object, ...] = (_NOTHING,) * 4  # nothing shown yet
 
     # --- layout --------------------------------------------------------------------------
 
+    def get_default_screen(self) -> Screen[None]:
+        return MainScreen(id="_default")
+
     def compose(self) -> ComposeResult:
         yield Live(id="status")
-        with Horizontal(id="indicators"):
+        with Row(id="indicators"):
             yield Live(id="state")
             yield Live(id="meters")
-        with Horizontal(id="main"):
+        with Row(id="main"):
             yield TranscriptPane(id="conversation")
             yield Inspector(id="inspector")
         yield Live(id="turn")
-        with Horizontal(id="compose"):
+        with Row(id="compose"):
             yield Input(
                 placeholder="Type a message and press Enter  (Enter or Tab: here · Esc: back)",
                 id="message",
@@ -261,11 +265,11 @@ class TalkApp(App[int]):
             return
         snap = engine.snapshot()
         now = self.setup.wall_clock()
-        look = self._look(snap, now)
-        if look != self._shown_look:
-            # Rebuild the indicator texts only when something they show changed: while idle
-            # only the clock moves, once a second.
-            self._shown_look = look
+        # Each indicator is rebuilt only when something it shows changed: while audio flows
+        # that is the meters (when a level crosses a cell), while idle the clock once a second.
+        status, state, meters, turn = self._looks(snap, now)
+        shown = self._shown_looks
+        if status != shown[0]:
             self._status.show(
                 status_text(
                     snap,
@@ -274,43 +278,64 @@ class TalkApp(App[int]):
                     connection=self._connection_text(snap.connection),
                 )
             )
+        if state != shown[1]:
             self._state.show(state_text(snap, ptt_style=self.setup.ptt_style))
-            self._meters.show(self._meter_text(snap))
-            self._turn.show(turn_text(snap.last_turn))
             wanted = snap.mode is Mode.PTT and not snap.text_only
             if self._ptt.display != wanted:
                 self._ptt.display = wanted
+        if meters != shown[2]:
+            self._meters.show(self._meter_text(snap))
+        if turn != shown[3]:
+            self._turn.show(turn_text(snap.last_turn))
+        self._shown_looks = (status, state, meters, turn)
         if self._dirty_transcript:
             self._dirty_transcript = False
             self._conversation.sync(engine.transcript())
         if self._inspector.display:
             self._inspector.show(self.inspector_model)
 
-    def _look(self, snap: EngineSnapshot, now: float) -> tuple[object, ...]:
-        """Everything the indicators show, cheap to compare (levels as meter cells)."""
-        turn = snap.last_turn
+    def _looks(self, snap: EngineSnapshot, now: float) -> tuple[tuple[object, ...], ...]:
+        """What each indicator (status, state, meters, turn line) shows, cheap to compare
+        (levels as meter cells, the clock in whole seconds)."""
+        last = snap.last_turn
         return (
-            snap.connection,
-            self._connection_note,
-            self._connection_detail,
-            snap.dialect,
-            snap.model,
-            snap.voice,
-            snap.expires_at,
-            int(now),
-            snap.mode,
-            snap.eagerness,
-            snap.state,
-            snap.muted,
-            snap.recording,
-            snap.hold_source,
-            snap.text_only,
-            snap.echo_mode,
-            snap.echo_closed,
-            snap.audio_lost,
-            meter_cells(snap.mic_level),
-            meter_cells(snap.out_level),
-            None if turn is None else (turn.index, turn.status, turn.ttfa_ms, turn.cost_usd),
+            (
+                snap.connection,
+                self._connection_note,
+                self._connection_detail,
+                snap.dialect,
+                snap.model,
+                snap.voice,
+                snap.expires_at,
+                int(now),
+                snap.mode,
+                snap.eagerness,
+                snap.text_only,
+                snap.echo_mode,
+            ),
+            (
+                snap.connection,
+                snap.state,
+                snap.recording,
+                snap.hold_source,
+                snap.mode,
+                snap.text_only,
+                snap.audio_lost,
+                snap.echo_closed,
+            ),
+            (
+                snap.text_only,
+                snap.audio_lost,
+                snap.muted,
+                snap.echo_closed,
+                meter_cells(snap.mic_level),
+                meter_cells(snap.out_level),
+            ),
+            (
+                None
+                if last is None
+                else (last.index, last.status, last.ttfa_ms, last.interrupted, last.cost_usd)
+            ),
         )
 
     @staticmethod

@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
+from textual.screen import Screen
 from textual.widgets import Log, Static
 
 from voicecli.transcript import Line
@@ -19,7 +20,26 @@ from voicecli.tui.eventlog import InspectorModel, format_row
 from voicecli.tui.render import transcript_line
 
 
-__all__ = ["Inspector", "Live", "PttButton", "TranscriptPane"]
+__all__ = ["Inspector", "Live", "MainScreen", "PttButton", "Row", "TranscriptPane"]
+
+
+# Textual renders every widget whose clip meets a changed region on every frame, and the
+# screen's direct children are clipped by the screen only: a repaint of the meters alone also
+# re-renders the screen and the large containers from their caches, line by line. Widgets with
+# nothing of their own to draw (no border, no content) say so with BLANK and are painted as
+# plain background instead, which is most of a frame's cost while audio flows.
+
+
+class MainScreen(Screen[None]):
+    """The talk screen: only a background behind its widgets."""
+
+    BLANK = True
+
+
+class Row(Horizontal):
+    """A row of widgets, only a background (and padding) of its own."""
+
+    BLANK = True
 
 
 class Live(Static):
@@ -50,16 +70,19 @@ class _LineView(Static):
         super().__init__(transcript_line(line), classes=f"line {line.kind.value}")
         self.line = line
 
-    def set_line(self, line: Line) -> None:
+    def set_line(self, line: Line) -> bool:
+        """Show `line`; True if that changed the height (the screen is laid out again)."""
         if line == self.line:
-            return
+            return False
         self.line = line
         text = transcript_line(line)
         # A streaming reply changes many times a second but needs another row only now and
         # then: lay the screen out again only when the wrapped height changes.
         width = self.content_region.width
         height = len(text.wrap(self.app.console, width)) if width > 0 else -1
-        self.update(text, layout=height != self.content_region.height)
+        resized = height != self.content_region.height
+        self.update(text, layout=resized)
+        return resized
 
     @property
     def text(self) -> str:
@@ -87,19 +110,23 @@ class TranscriptPane(VerticalScroll):
     def sync(self, lines: Sequence[Line]) -> None:
         follow = self.scroll_y >= self.max_scroll_y - 1
         keys = [view.line.key for view in self._views]
+        resized = True
         if [line.key for line in lines[: len(keys)]] != keys:
             self.remove_children()
             self._views = [_LineView(line) for line in lines]
             if self._views:
                 self.mount_all(self._views)
         else:
+            resized = False
             for view, line in zip(self._views, lines, strict=False):
-                view.set_line(line)
+                resized |= view.set_line(line)
             new = [_LineView(line) for line in lines[len(keys) :]]
             if new:
+                resized = True
                 self._views += new
                 self.mount_all(new)
-        if follow:
+        # Text changing in place within its rows leaves the end where it was.
+        if follow and resized:
             self.call_after_refresh(self.scroll_end, animate=False)
 
 
