@@ -155,8 +155,7 @@ class TalkSettings:
     prices: ModelPrices | None = None
     tick_s: float = 0.02
     """How often time-driven work runs (hold-to-talk release, playback bookkeeping, levels)
-    while any is pending: assistant audio queued or audible, push-to-talk held, a reply's
-    first sample not yet heard."""
+    while any is pending: assistant audio queued or audible, push-to-talk held."""
     idle_tick_s: float = 0.1
     """How often it runs otherwise (noticing a lost device, renewal, response timeouts): a
     session that only listens wakes 10 times a second instead of 50."""
@@ -941,11 +940,12 @@ class TalkEngine:
             self._on_tick()
 
     def _time_driven(self) -> bool:
-        """Whether work is pending that needs the fast tick (see `TalkSettings.tick_s`)."""
+        """Whether work is pending that needs the fast tick (see `TalkSettings.tick_s`).
+
+        A reply's first sample is waited for while its part plays; the figure itself comes
+        from the backend's played position, so a slower tick does not move it."""
         policy = self.policy
-        return bool(
-            policy.playing or policy.recording or self._first_play_pending or self._out_level > 0.0
-        )
+        return bool(policy.playing or policy.recording or self._out_level > 0.0)
 
     def _hurry_tick(self) -> None:
         """Tick now if the tick sleeps slowly while time-driven work has just begun."""

@@ -15,6 +15,12 @@
 - notices and errors, placed after the item that was last when they happened.
 
 Pure: no I/O; the Conversation comes from `voicecli.protocol.conversation`.
+
+`lines()` runs for every transcript delta a UI shows (up to ten times a second while a reply
+streams) over the whole conversation, so it keeps each item's `Line` with a fingerprint of what
+it was made from and makes a new one only for items whose fingerprint changed: usually just
+the streaming reply. Unchanged lines come back as the same objects, which also makes a UI's
+comparison with what it shows an identity check.
 """
 
 from __future__ import annotations
@@ -110,7 +116,10 @@ class TranscriptView:
         self._notes: list[_Note] = []
         self._typed: list[_Typed] = []
         self._cuts: dict[tuple[str, int], int] = {}
+        self._cuts_changed = 0
         self._count = 0
+        self._made: dict[str, tuple[tuple[object, ...], Line | None]] = {}
+        """Per item id: the fingerprint of the item a line was made from, and the line."""
 
     # --- what the client knows -----------------------------------------------------------
 
@@ -128,6 +137,7 @@ class TranscriptView:
     def heard(self, item_id: str, content_index: int, heard_ms: int) -> None:
         """The user barged in after hearing `heard_ms` of this part (the client's own count)."""
         self._cuts[(item_id, content_index)] = heard_ms
+        self._cuts_changed += 1
 
     def _key(self, prefix: str) -> str:
         self._count += 1
@@ -147,17 +157,55 @@ class TranscriptView:
 
         lines = [_note_line(note) for note in notes_after.get(None, [])]
         unconfirmed = list(self._typed)
+        made, kept = self._made, {}
         for item in conversation.items:
-            line = self._item_line(item, unconfirmed)
+            fingerprint = self._fingerprint(item)
+            earlier = made.get(item.id)
+            if earlier is not None and earlier[0] == fingerprint:
+                line = earlier[1]
+                if line is not None and line.typed:
+                    _confirm(line.text, unconfirmed)
+            else:
+                line = self._item_line(item, unconfirmed)
+            kept[item.id] = (fingerprint, line)
             if line is not None:
                 lines.append(line)
             lines += [_note_line(note) for note in notes_after.get(item.id, [])]
+        self._made = kept  # deleted items are forgotten
         lines += [_note_line(note) for note in notes_after.get("\0end", [])]
         lines += [
             Line(key=typed.key, kind=LineKind.USER, text=typed.text, typed=True, pending=True)
             for typed in unconfirmed
         ]
         return lines
+
+    def _fingerprint(self, item: ItemState) -> tuple[object, ...]:
+        """Everything `_item_line` reads from the item and from this view (cheap to compare:
+        unchanged texts are the same objects)."""
+        return (
+            item.type,
+            item.role,
+            item.status,
+            item.response_id,
+            item.name,
+            item.arguments,
+            item.output,
+            self.transcription,
+            self._cuts_changed if item.role == "assistant" else 0,
+            *[
+                (
+                    part.type,
+                    part.text,
+                    part.done,
+                    part.transcript_error,
+                    part.interrupted,
+                    part.heard_ms,
+                    part.kept_transcript,
+                    part.audio_ms,
+                )
+                for part in item.parts
+            ],
+        )
 
     def _item_line(self, item: ItemState, unconfirmed: list[_Typed]) -> Line | None:
         if item.type == "function_call":
@@ -195,11 +243,7 @@ class TranscriptView:
                 failed |= part_failed
         text = " ".join(t for t in texts if t)
         if typed:
-            # The server's item for a message we showed as pending: drop the pending copy.
-            for index, candidate in enumerate(unconfirmed):
-                if candidate.text == text:
-                    del unconfirmed[index]
-                    break
+            _confirm(text, unconfirmed)
         if not texts:  # an item event without content yet
             text, pending = PENDING_SPEECH, self.transcription
         return Line(
@@ -255,6 +299,14 @@ class TranscriptView:
             heard_ms=heard_total,
             full_text=full if interrupted else None,
         )
+
+
+def _confirm(text: str, unconfirmed: list[_Typed]) -> None:
+    """The server's item for a message we showed as pending: drop the pending copy."""
+    for index, candidate in enumerate(unconfirmed):
+        if candidate.text == text:
+            del unconfirmed[index]
+            return
 
 
 def _note_line(note: _Note) -> Line:

@@ -47,7 +47,15 @@ from voicecli.tui.keys import KEYS
 from voicecli.tui.messages import EngineNotice, SessionStatus
 from voicecli.tui.render import meter, meter_cells, state_text, status_text, turn_text
 from voicecli.tui.setup import TalkSetup
-from voicecli.tui.widgets import Inspector, Live, MainScreen, PttButton, Row, TranscriptPane
+from voicecli.tui.widgets import (
+    Inspector,
+    Live,
+    MainScreen,
+    Meters,
+    PttButton,
+    Row,
+    TranscriptPane,
+)
 from voicecli.turns import Mode
 
 
@@ -107,14 +115,17 @@ class TalkApp(App[int]):
         return MainScreen(id="_default")
 
     def compose(self) -> ComposeResult:
-        yield Live(id="status")
+        # The one-line status and turn rows sit in rows of their own (see widgets.Row).
+        with Row(id="status-row"):
+            yield Live(id="status")
         with Row(id="indicators"):
             yield Live(id="state")
-            yield Live(id="meters")
+            yield Meters(id="meters")
         with Row(id="main"):
             yield TranscriptPane(id="conversation")
             yield Inspector(id="inspector")
-        yield Live(id="turn")
+        with Row(id="turn-row"):
+            yield Live(id="turn")
         with Row(id="compose"):
             yield Input(
                 placeholder="Type a message and press Enter  (Enter or Tab: here · Esc: back)",
@@ -126,7 +137,7 @@ class TalkApp(App[int]):
     def on_mount(self) -> None:
         self._status = self.query_one("#status", Live)
         self._state = self.query_one("#state", Live)
-        self._meters = self.query_one("#meters", Live)
+        self._meters = self.query_one(Meters)
         self._turn = self.query_one("#turn", Live)
         self._ptt = self.query_one("#ptt", PttButton)
         self._conversation = self.query_one(TranscriptPane)
@@ -284,7 +295,7 @@ class TalkApp(App[int]):
             if self._ptt.display != wanted:
                 self._ptt.display = wanted
         if meters != shown[2]:
-            self._meters.show(self._meter_text(snap))
+            self._meters.show(*self._meter_texts(snap))
         if turn != shown[3]:
             self._turn.show(turn_text(snap.last_turn))
         self._shown_looks = (status, state, meters, turn)
@@ -339,16 +350,17 @@ class TalkApp(App[int]):
         )
 
     @staticmethod
-    def _meter_text(snap: EngineSnapshot) -> Text:
+    def _meter_texts(snap: EngineSnapshot) -> tuple[Text, Text]:
+        """The mic meter's line and the output meter's."""
         if snap.text_only:
-            return Text("no audio (text only)", "dim")
+            return Text("no audio (text only)", "dim"), Text()
         if snap.audio_lost:
-            return Text("audio device lost", "bold red")
+            return Text("audio device lost", "bold red"), Text()
         mic_note = "muted" if snap.muted else ("gated" if snap.echo_closed else "")
-        text = meter("mic", 0.0 if snap.muted else snap.mic_level, note=mic_note)
-        text.append("\n")
-        text.append_text(meter("out", snap.out_level))
-        return text
+        return (
+            meter("mic", 0.0 if snap.muted else snap.mic_level, note=mic_note),
+            meter("out", snap.out_level),
+        )
 
     # --- user actions --------------------------------------------------------------------
 

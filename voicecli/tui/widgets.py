@@ -5,7 +5,7 @@ show already, which keeps a 10 Hz refresh nearly free when nothing changes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 from rich.text import Text
 from textual import events
@@ -13,6 +13,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
+from textual.strip import Strip
+from textual.visual import Visual, visualize
 from textual.widgets import Log, Static
 
 from voicecli.transcript import Line
@@ -20,7 +22,7 @@ from voicecli.tui.eventlog import InspectorModel, format_row
 from voicecli.tui.render import transcript_line
 
 
-__all__ = ["Inspector", "Live", "MainScreen", "PttButton", "Row", "TranscriptPane"]
+__all__ = ["Inspector", "Live", "MainScreen", "Meters", "PttButton", "Row", "TranscriptPane"]
 
 
 # Textual renders every widget whose clip meets a changed region on every frame, and the
@@ -43,26 +45,90 @@ class Row(Horizontal):
 
 
 class Live(Static):
-    """A Static of a fixed size (set in the CSS) that ignores updates equal to what it shows.
+    """A Static of a fixed size (set in the CSS) that ignores updates equal to what it shows
+    and keeps the rendered lines of the looks it showed lately.
 
     Its size never depends on its content, so an update repaints it without a layout pass
-    over the screen (the costly part of a redraw).
+    over the screen (the costly part of a redraw). The meters flick between a few dozen looks
+    while audio flows: with the lines kept, most of their repaints are a lookup instead of
+    laying out styled text again.
     """
+
+    KEEP_LOOKS = 64
+    """Looks kept (a meter has fewer; the status line's clock makes a new one each second)."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self._shown: Text | str | None = None
+        self._shown: Text | None = None
+        self._look: Hashable = None
+        self._visuals: dict[Hashable, Visual] = {}
+        self._lines: dict[Hashable, list[Strip]] = {}
 
-    def show(self, content: Text | str) -> None:
-        if content != self._shown:
-            self._shown = content
-            self.update(content, layout=False)
+    def show(self, content: Text) -> None:
+        if content == self._shown:
+            return
+        self._shown = content
+        look = (
+            content.plain,
+            tuple(content.spans),
+            content.style,
+            content.justify,
+            content.overflow,
+            content.no_wrap,
+        )
+        self._look = look
+        if look not in self._visuals:
+            if len(self._visuals) >= self.KEEP_LOOKS:
+                self._visuals.clear()
+                self._lines.clear()
+            self._visuals[look] = visualize(self, content, markup=False)
+        self.refresh()
+
+    @property
+    def visual(self) -> Visual:
+        visual = self._visuals.get(self._look)
+        return visual if visual is not None else super().visual
+
+    def render_line(self, y: int) -> Strip:
+        width, height = self.size
+        style = self.visual_style
+        selection = self.text_selection
+        key = (self._look, width, height, style, selection)
+        lines = self._lines.get(key)
+        if lines is None:
+            lines = Visual.to_strips(self, self.visual, width, height, style)
+            self._lines[key] = lines
+        return lines[y] if y < len(lines) else Strip.blank(width, style.rich_style)
 
     @property
     def text(self) -> str:
         """What it shows, as plain text."""
-        shown = self._shown
-        return shown.plain if isinstance(shown, Text) else (shown or "")
+        return self._shown.plain if self._shown is not None else ""
+
+
+class Meters(Vertical):
+    """The mic and output meters, a `Live` line each: a meter alone has a few dozen looks (its
+    cells and a note), so nearly every repaint while audio flows is one it drew before."""
+
+    BLANK = True
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._mic = Live(id="mic-meter")
+        self._out = Live(id="out-meter")
+
+    def compose(self) -> ComposeResult:
+        yield self._mic
+        yield self._out
+
+    def show(self, mic: Text, out: Text) -> None:
+        self._mic.show(mic)
+        self._out.show(out)
+
+    @property
+    def text(self) -> str:
+        """What they show, as plain text."""
+        return f"{self._mic.text}\n{self._out.text}".rstrip("\n")
 
 
 class _LineView(Static):
@@ -72,7 +138,7 @@ class _LineView(Static):
 
     def set_line(self, line: Line) -> bool:
         """Show `line`; True if that changed the height (the screen is laid out again)."""
-        if line == self.line:
+        if line is self.line or line == self.line:  # unchanged lines come back as themselves
             return False
         self.line = line
         text = transcript_line(line)
