@@ -170,9 +170,9 @@ def test_the_simulated_echo_delay_is_checked() -> None:
 
 @pytest.mark.audio
 @pytest.mark.slow
-@pytest.mark.parametrize("output_rate", [None, 48000])
+@pytest.mark.parametrize("device_rate", [None, 48000])  # 48 kHz: both streams resampled
 async def test_dac_and_adc_times_agree_through_a_real_loopback(
-    sound_server: str, monkeypatch: pytest.MonkeyPatch, output_rate: int | None
+    sound_server: str, monkeypatch: pytest.MonkeyPatch, device_rate: int | None
 ) -> None:
     """The echo gate's time basis: PortAudio's DAC time of a sound (in `played_levels`) and
     the ADC time of the mic block that caught it are the same instant, within a few ms,
@@ -180,7 +180,7 @@ async def test_dac_and_adc_times_agree_through_a_real_loopback(
     from voicecli.audio import RealBackend
 
     monkeypatch.setenv("PULSE_SOURCE", "spk.monitor")  # the mic hears the speaker
-    backend = RealBackend(output_rate=output_rate)
+    backend = RealBackend(input_rate=device_rate, output_rate=device_rate)
     blocks: list[MicBlock] = []
 
     async def listen() -> None:
@@ -215,7 +215,9 @@ async def test_dac_and_adc_times_agree_through_a_real_loopback(
         after = np.nonzero((times > onset - 0.2) & (np.abs(mic) > 3000))[0]
         assert after.size, "the mic never heard the burst"
         residuals.append(times[after[0]] - onset)
-    # One span (5 ms) of granularity plus the timestamps' own jitter; the gate's window
-    # (-30..+120 ms) leaves room for devices that report their latency less well.
-    assert all(-0.015 <= residual <= 0.02 for residual in residuals), residuals
+    # One span (5 ms) of granularity plus the timestamps' own jitter (measured 0-5 ms); the
+    # resamplers add their own delay, which the capture times do not correct (measured 7-25
+    # ms). The gate's window (-30..+120 ms) leaves room for devices that report worse.
+    late = 0.02 if device_rate is None else 0.05
+    assert all(-0.015 <= residual <= late for residual in residuals), residuals
     assert not math.isnan(sum(residuals))

@@ -313,11 +313,22 @@ KEYS: tuple[Key, ...] = (
         "echo_guard",
         str,
         "gate",
-        "Keeping the assistant from hearing itself on speakers: gate (mic passes only when "
-        "clearly louder than the playback, so you can still interrupt), half-duplex (mic muted "
-        "while the assistant is audible; no barge-in), off (for headphones).",
+        "Keeping the assistant from hearing itself on speakers: gate (the mic passes only "
+        "when clearly louder than the echo of what the speaker played at that moment, so you "
+        "can still interrupt by speaking up), half-duplex (mic muted while the assistant is "
+        "audible; no barge-in), off (for headphones).",
         choices=("gate", "half-duplex", "off"),
         flag="--echo-guard",
+    ),
+    Key(
+        "audio",
+        "echo_margin_db",
+        float,
+        6.0,
+        "Gate: how many dB the mic must be above the loudest echo the playback can explain. "
+        "Raise it if the assistant still interrupts itself; lower it to interrupt more easily.",
+        minimum=1.0,
+        maximum=30.0,
     ),
     Key(
         "audio",
@@ -485,6 +496,7 @@ class AudioSection:
     block_ms: int
     prebuffer_ms: int
     echo_guard: str
+    echo_margin_db: float
     ptt_style: str
 
 

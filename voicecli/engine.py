@@ -187,7 +187,7 @@ class TalkSettings:
                 vad_prefix_padding_ms=session.prefix_padding_ms,
                 vad_silence_duration_ms=session.silence_duration_ms,
             ),
-            echo=EchoSettings(mode=EchoMode(audio.echo_guard)),
+            echo=EchoSettings(mode=EchoMode(audio.echo_guard), gate_margin_db=audio.echo_margin_db),
             prices=config.price_for(config.connection.model),
             reconnect=ReconnectSettings(
                 attempts=connection.reconnect_attempts,
