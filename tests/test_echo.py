@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -290,6 +291,33 @@ def test_a_quiet_echo_path_is_learned_so_a_normal_voice_interrupts() -> None:
     opened_after = late.first_pass_after(4.0)
     assert opened_after is not None and opened_after <= 0.1
     assert late.leaks(until=4.0) == 0
+
+
+def test_a_muted_mic_does_not_teach_the_gate_that_there_is_no_echo() -> None:
+    guard = EchoGuard(EchoSettings(mode=EchoMode.GATE))
+    for index in range(1200):  # 6 s of steady playback at 0.1 RMS
+        guard.on_played(index * 0.005, (index + 1) * 0.005, 0.1)
+    silent = bytes(960)
+    for block in range(150):  # 3 s of a muted input: digital silence
+        guard.filter(silent, block * 0.02 + 0.1, block * 0.02)
+    assert guard.echo_gain_db == pytest.approx(0.0)
+    echo = tone(0.1)  # unmuted: the speaker at full level
+    assert guard.filter(echo, 3.1, 3.0) == bytes(len(echo))
+
+
+def test_bad_settings_are_refused() -> None:
+    with pytest.raises(ValueError):
+        EchoGuard(EchoSettings(mode=EchoMode.GATE, delay_min_s=0.1, delay_max_s=0.0))
+    with pytest.raises(ValueError):
+        EchoGuard(EchoSettings(mode=EchoMode.GATE, release_s=0.0))
+
+
+def test_an_empty_block_is_no_trouble() -> None:
+    guard = EchoGuard(EchoSettings(mode=EchoMode.GATE))
+    guard.on_played(0.0, 1.0, 0.3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no division by a zero-length block
+        assert guard.filter(b"", 0.5, 0.5) == b""
 
 
 def test_without_learning_the_configured_echo_gain_stays() -> None:

@@ -2,28 +2,36 @@
 
 Two cheap strategies from field-notes §3.4, selectable with `EchoMode`:
 
-- `gate`: the mic passes only when it is clearly louder than the echo the speaker could be
-  causing. The audio backend reports what it really handed to the output device and when it
-  reaches the DAC (`on_played`: DAC start/end time and level of each ~5 ms span), and each mic
-  block comes with the time its first sample hit the ADC. The echo in a block captured over
-  [t0, t1] can only come from audio played over [t0 - delay_max, t1 - delay_min] (the devices'
-  timestamps already remove their latencies; the range covers timestamps that are off, the
-  acoustic path and the room), plus a room tail that decays after that. The loudest span in
-  that window, times the echo path's gain, is the most echo the block can hold; the block
-  passes when it is `gate_margin_db` above that (the user speaking over the assistant), and
-  the gate then holds for `gate_hold_s` so quieter syllables are not chopped.
-  Comparing like with like is what makes it work: the old gate compared each block with the
-  playback level sampled once per 20 ms tick, so the onset of a reply leaked through.
+- `gate`: a mic block passes only when it is clearly louder than the echo the speaker could
+  have put into it. The gate compares like with like: the audio backend reports what it
+  really handed to the output device, in ~5 ms spans with the time each reaches the DAC
+  (`on_played`, from `AudioBackend.played_levels()`), and each mic block comes with the time
+  its first sample left the ADC (`MicBlock.captured_at`). PortAudio's timestamps already take
+  out both devices' latencies (a sound takes 40-60 ms from the output callback to the input
+  callback on PulseAudio, but its DAC and ADC times agree within 0-5 ms), so the echo in a
+  block captured over [t0, t1] comes from audio played over [t0, t1] shifted by a small,
+  unknown delay: `delay_min_s`..`delay_max_s` (-30..+120 ms) covers devices that report their
+  latency badly, resamplers and the acoustic path; a tail decaying with `release_s` covers
+  the room. The most echo a block can hold is then the loudest block-long stretch of
+  playback anywhere in that window, times the echo path's gain; the block passes when it is
+  `gate_margin_db` above that (the user talking over the assistant), and the gate holds open
+  for `gate_hold_s` so the user's quieter syllables are not chopped.
+  The first gate compared each block with the playback level sampled once per 20 ms tick:
+  the onset of a reply could be 6 dB above that stale level, so it leaked, the hold kept the
+  gate open and the server's VAD took the reply for the user (12 of 20 runs of the shared-sink
+  tmux test answered themselves; 0 of 20 with this gate).
 - `half-duplex`: the mic is silent whenever assistant audio is audible, plus `tail_s` after.
   Robust, but the user cannot interrupt by voice (push-to-talk and typing still can).
 
 The echo path's gain starts at `echo_gain_db` (0 dB: the speaker leaks into the mic at full
-level, the worst case, as on one shared sound-server sink) and, with `learn_echo`, follows
-what the mic really hears while the assistant talks and the gate is closed: the loudest
-ratio of mic to playback over the last `learn_window_s` (2 s) of such blocks. It falls only
-when 2 s of assistant audio never came near it, and rises at a limited rate
-(`learn_rise_db_per_s`) so that a user talking just below the gate cannot lock it, so on a laptop whose mic hears its speakers 20 dB down, a normal voice can
-interrupt after the first few seconds of a reply.
+level, the worst case, as on one shared sound-server sink). With `learn_echo` it then follows
+what the mic really hears while the assistant talks and the gate is closed: the loudest ratio
+of mic to playback over the last `learn_window_s` of such blocks. It falls only when that much
+assistant audio never came near the old value, and rises at most `learn_rise_db_per_s`, so a
+user talking just below the gate cannot lock it. On a laptop whose mic hears its speakers
+20 dB down, a normal voice can interrupt once the first two seconds of a reply are learned.
+An echo path louder than `echo_gain_db` + `gate_margin_db` (a boosted mic) opens the gate
+and is never learned: raise the margin (`audio.echo_margin_db`) or use half-duplex.
 
 A closed mic becomes digital silence of the same length rather than nothing, so the server's
 input timeline and VAD keep running.
@@ -31,7 +39,7 @@ input timeline and VAD keep running.
 `laptop_pair_hint()` gives a one-line hint when the input and output devices look like a
 laptop's built-in microphone and speakers.
 
-Pure: numpy for a block's level only; no devices, no clock of its own.
+Pure: numpy only (levels, and the window's loudest stretch); no devices, no clock of its own.
 """
 
 from __future__ import annotations
@@ -49,6 +57,10 @@ __all__ = ["EchoGuard", "EchoMode", "EchoSettings", "laptop_pair_hint", "rms"]
 
 SAMPLE_RATE = 24000
 """Rate of the mic blocks (PCM16 mono), for their duration."""
+
+_MUTED = 10 ** (-70 / 20)
+"""A mic block this quiet is digital silence (a muted or suspended input), not a quiet echo
+path: learning from it would teach the gate that the speaker cannot be heard."""
 
 
 class EchoMode(StrEnum):
@@ -71,7 +83,7 @@ class EchoSettings:
     """The learned gain is the loudest echo seen over this much assistant audio..."""
     learn_rise_db_per_s: float = 3.0
     """...but rises no faster than this (a user talking below the gate must not lock it)."""
-    min_echo_gain_db: float = -40.0
+    min_echo_gain_db: float = -30.0
     max_echo_gain_db: float = 20.0
     """Bounds of the learned echo gain."""
     delay_min_s: float = -0.03
@@ -110,6 +122,8 @@ class EchoGuard:
 
     def __init__(self, settings: EchoSettings | None = None) -> None:
         self.settings = settings = settings or EchoSettings()
+        if settings.delay_min_s > settings.delay_max_s or settings.release_s <= 0:
+            raise ValueError("echo delay range is empty or the release time is not positive")
         self._played: deque[tuple[float, float, float]] = deque()  # (start, end, rms), DAC time
         self._tail_level = 0.0  # the loudest played span already left the delay window...
         self._tail_at = -math.inf  # ...decayed from here
@@ -171,7 +185,7 @@ class EchoGuard:
         `start` to `end` (ADC time): the loudest stretch of playback as long as the block,
         anywhere in the delay window, or the decayed tail of what played before it."""
         settings = self.settings
-        length = end - start
+        length = max(end - start, 1e-3)
         first = start - settings.delay_max_s  # the earliest echo delay's stretch starts here
         last = start - settings.delay_min_s  # ...and the latest one's here
         self._advance(first)
@@ -223,7 +237,7 @@ class EchoGuard:
             return True
         if start < self._open_until:
             return True  # holding open for the user's quieter syllables
-        if self.settings.learn_echo:
+        if self.settings.learn_echo and mic_level > _MUTED:
             self._learn(mic_level / reference, end - start)
         return False
 

@@ -39,7 +39,9 @@ class MainScreen(Screen[None]):
 
 
 class Row(Horizontal):
-    """A row of widgets, only a background (and padding) of its own."""
+    """A row of widgets, only a background (and padding) of its own. Also a box around one
+    widget: clipped by the box instead of the row around it, the widget is left alone when
+    something beside it repaints."""
 
     BLANK = True
 
@@ -200,11 +202,19 @@ LIVE_ROWS = 4
 """Rows of the inspector's live area: at most one per kind of delta streaming at once."""
 
 
+class _Box(Vertical):
+    """`Row`'s column: a box around one widget, nothing of its own to draw."""
+
+    BLANK = True
+
+
 class Inspector(Vertical):
     """The event inspector: finished rows go into a `Log` (appended once, drawn only where
     visible, scrolls both ways); the run of deltas still growing sits in a small live area
-    under it and is redrawn as it grows."""
+    under it and is redrawn as it grows. It and its log are boxes of their own (see `Row`):
+    the live area's repaints leave the log and the conversation beside it alone."""
 
+    BLANK = True
     can_focus = False
 
     def __init__(self, **kwargs: object) -> None:
@@ -216,8 +226,10 @@ class Inspector(Vertical):
         self._live_text = ""
 
     def compose(self) -> ComposeResult:
-        yield self._log
-        yield self._live
+        with Vertical(id="inspector-frame"):
+            with _Box(id="inspector-log-box"):
+                yield self._log
+            yield self._live
 
     def show(self, model: InspectorModel) -> None:
         if model.version == self._shown_version:
