@@ -3,11 +3,10 @@
 The app is given a `TalkSetup` (settings, where to connect, how to make the audio backend) and
 owns no session logic: one long-lived worker runs the engine (and, for the local demo, the
 embedded server on the same event loop); user actions are plain engine method calls; the
-engine's updates mark parts of the screen dirty, and 10 Hz timers redraw what changed from
-`engine.snapshot()` (the indicators) and `engine.transcript()` (the panes, half a period
-later). Levels and deltas therefore cost at most 10 redraws a second however fast they come,
-and nothing at all when the screen would not change. How the widgets keep those redraws cheap
-is in `voicecli.tui.widgets`.
+engine's updates mark parts of the screen dirty, and a 10 Hz timer redraws what changed from
+`engine.snapshot()` and `engine.transcript()`. Levels and deltas therefore cost at most 10
+redraws a second however fast they come, and nothing at all when the screen would not change.
+How the widgets keep those redraws cheap is in `voicecli.tui.widgets`.
 
 Connection failures: the engine reconnects by itself when its settings ask for it (the status
 line then says `reconnecting (attempt n of m ...)` and a notification says why). A failure the
@@ -153,13 +152,7 @@ class TalkApp(App[int]):
             self.query_one("#message", Input).focus()  # typing is all there is to do
         else:
             self._conversation.focus()  # space and the letter keys work from the start
-        # The panes half a period after the indicators: Textual repaints the whole span
-        # between the regions that changed in one frame, so the meters at the top and a
-        # streaming line in the middle changing together would redraw everything between.
-        self.set_interval(1 / REFRESH_HZ, self._refresh_indicators)
-        self.set_timer(
-            0.5 / REFRESH_HZ, lambda: self.set_interval(1 / REFRESH_HZ, self._refresh_panes)
-        )
+        self.set_interval(1 / REFRESH_HZ, self.refresh_view)
         self._session_worker = self.run_worker(
             self._run_session(), name="session", group="session", exit_on_error=False
         )
@@ -280,11 +273,7 @@ class TalkApp(App[int]):
     # --- drawing -------------------------------------------------------------------------
 
     def refresh_view(self) -> None:
-        """Redraw whatever changed, now (the timers do it ten times a second)."""
-        self._refresh_indicators()
-        self._refresh_panes()
-
-    def _refresh_indicators(self) -> None:
+        """Redraw whatever changed (a timer calls it ten times a second)."""
         engine = self.engine
         if engine is None:
             return
@@ -313,11 +302,6 @@ class TalkApp(App[int]):
         if turn != shown[3]:
             self._turn.show(turn_text(snap.last_turn))
         self._shown_looks = (status, state, meters, turn)
-
-    def _refresh_panes(self) -> None:
-        engine = self.engine
-        if engine is None:
-            return
         if self._dirty_transcript:
             self._dirty_transcript = False
             self._conversation.sync(engine.transcript())
