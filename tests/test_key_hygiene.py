@@ -211,3 +211,35 @@ async def test_a_reconnecting_session_with_debug_logging_writes_the_key_nowhere(
     log = files[out / "debug.log"].decode()
     assert "Authorization: Bearer [redacted]" in log  # websockets did log the header
     assert_no_key(files, stdout, stderr)
+
+
+async def test_the_key_never_reaches_the_talk_screen_or_the_inspector() -> None:
+    """The whole TUI, inspector open, after a turn on a key-checking server: no trace of it."""
+    from tests.test_tui import running
+    from voicecli.audio.null import NullBackend
+    from voicecli.config import DEFAULT_PRICES
+    from voicecli.engine import TalkSettings, opener_for
+    from voicecli.session import ConnectionSettings
+    from voicecli.tui.setup import TalkSetup
+
+    options = ServerOptions(responder="echo", pace=0, auth="key", api_key=FAKE_KEY)
+    async with LocalServer(options) as server:
+        setup = TalkSetup(
+            settings=TalkSettings(prices=DEFAULT_PRICES["gpt-realtime"]),
+            server_label=server.url,
+            open_session=opener_for(ConnectionSettings(url=server.url, api_key=FAKE_KEY)),
+            make_audio=lambda: NullBackend(mic="silence", realtime=True),
+        )
+        async with running(setup) as screen:
+            await screen.connected()
+            await screen.pilot.press("enter", *"hello", "enter", "escape")
+            await screen.until(lambda: "turn 1 (text)" in screen.text("#turn"))
+            await screen.pilot.press("i")  # the event inspector, every frame both ways
+            await screen.pilot.pause(0.3)
+            shown = screen.app.export_screenshot()
+            log = repr(list(screen.app.engine.log))
+
+    assert "hello" in shown and "session.update" in shown  # the screen really was captured
+    for telltale in TELLTALES:
+        assert telltale not in shown
+        assert telltale not in log
