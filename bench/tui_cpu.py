@@ -255,21 +255,21 @@ def verdict(chosen: list[Scenario]) -> list[str]:
     by_name = {s.name: s for s in chosen}
     median = {s.name: statistics.median(s.runs) for s in chosen}
     talk_rows = [name for name in median if not name.startswith("engine") and name != FLOOR]
-    over = [f"{name} by {median[name] - 5.0:.1f} points" for name in talk_rows if median[name] >= 5]
+    over = [f"{name} ({median[name] - 5.0:+.1f})" for name in talk_rows if median[name] >= 5]
     lines = [
         "**Goal (under 5 % of one core): "
-        + ("met.**" if not over else f"not met** by: {'; '.join(over)}.")
+        + ("met.**" if not over else f"not met** by (points over): {', '.join(over)}.")
     ]
     if FLOOR in median:
         floor = median[FLOOR]
+        above = [
+            f"{name} {median[name] - floor:.1f}"
+            for name in ("idle, VAD listening", "duplex conversation")
+            if name in median
+        ]
         lines.append(
-            f"Floor: the two PortAudio streams alone cost {floor:.1f} % "
-            + ", ".join(
-                f"({name}: {median[name] - floor:.1f} points above it)"
-                for name in ("idle, VAD listening", "duplex conversation")
-                if name in median
-            )
-            + "."
+            f"Floor: the two PortAudio streams alone, callbacks empty, cost {floor:.1f} %; "
+            f"points above it: {', '.join(above)}."
         )
     for talk, engine in (
         ("idle, VAD listening", "engine only, no UI: idle"),
@@ -328,10 +328,20 @@ def write(chosen: list[Scenario], window: float, repeat: int, load: tuple[float,
         "- *engine only*: `TalkEngine` + the real audio backend with talk's default settings "
         "and no UI, against the same server: the difference to the talk rows is the UI's "
         "share.",
+        "- *audio streams only (floor)*: a process that opens the same PortAudio input and "
+        "output streams (default devices through ALSA's pulse plugin, 24 kHz mono, 20 ms "
+        "blocks) with empty callbacks: PortAudio's and the plugin's threads and 100 callbacks "
+        "a second into Python. Every audio row pays it; a sound card that ALSA drives "
+        "directly would cost less.",
+        "- Every audio row: 50 mic blocks a second, each one wake-up of the event loop and one "
+        "`input_audio_buffer.append` frame (base64 + JSON + WebSocket write: on loopback the "
+        "write syscall also does the server side's TCP receive). The engine's 20 ms tick runs "
+        "only while assistant audio plays or push-to-talk is held, else every 100 ms.",
         "- The UI redraws at most 10 times a second from `engine.snapshot()`, and only what "
         "changed (fixed-size widgets repaint without a layout pass; the meters only when a "
-        "level crosses a cell); the audio engine's 20 ms tick and the mic's 50 blocks a "
-        "second are in every row.",
+        "level crosses a cell, from lines drawn before; containers with nothing to draw are "
+        "painted as background). With the inspector open, its live area changes every frame "
+        "and each finished row grows its log, which costs Textual a layout pass.",
         "",
     ]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
