@@ -431,11 +431,11 @@ class TalkEngine:
         self._published: tuple[Any, ...] | None = None
         self._levels_at = -1e9
         self._tick_wake: asyncio.Future[None] | None = None
+        """The tick's slow wait, while it waits slowly (`_hurry_tick` ends it)."""
         self._summary_cache: SessionSummary | None = None
+        self._summary_key: tuple[int, int] = (0, 0)
         self._url_of: RealtimeSession | None = None
         self._url: str | None = None
-        self._summary_key: tuple[int, int] = (0, 0)
-        """The tick's slow wait, while it waits slowly (`_hurry_tick` ends it)."""
         self._first_play_pending: dict[str, tuple[str, int]] = {}
         self._underruns_at_start: dict[str, int] = {}
         self._stats_underruns = 0
