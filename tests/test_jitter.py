@@ -325,6 +325,20 @@ def test_output_level_follows_what_reaches_the_dac() -> None:
     assert buffer.output_level(now=0.2) == (0.0, 0.0)
 
 
+def test_output_level_falls_to_zero_when_idle_blocks_follow_the_audio() -> None:
+    # Idle blocks keep coming every period after a reply: the level they report is silence,
+    # not the reply's last block (a meter stuck on after every reply was the bug).
+    buffer = JitterBuffer(RATE, prebuffer_ms=0)
+    buffer.write(np.full(BLOCK + BLOCK // 2, 16384, np.int16))
+    pull(buffer, 10)
+    last_dac = 9 * BLOCK / RATE
+    assert buffer.output_level(now=last_dac + 0.001, window=BLOCK) == (0.0, 0.0)
+    # Half a block of audio then silence: the window ending just after the audio counts the
+    # silence it covers, so the RMS is between full level and zero.
+    rms, peak = buffer.output_level(now=(BLOCK + BLOCK // 2 + BLOCK // 4) / RATE, window=BLOCK)
+    assert 0.0 < rms < 0.5 and peak == pytest.approx(0.5)
+
+
 def test_invalid_settings_are_refused() -> None:
     with pytest.raises(ValueError):
         JitterBuffer(0)

@@ -355,11 +355,16 @@ class JitterBuffer:
             if dac <= now:
                 elapsed = self._elapsed(now, dac)
                 played = int(self._log_count_n[slot])
-                if elapsed >= played + window:
-                    return 0.0, 0.0  # in the silence after this block's audio
+                # A block that carried no audio is silence reaching the DAC now, however
+                # recently audio played before it: idle blocks keep coming every period, so
+                # reading back past one would show the last reply's level for ever.
+                silent = elapsed - played if played else window
+                if silent >= window:
+                    return 0.0, 0.0
                 start = int(self._log_start[slot])
                 end = start + min(played, elapsed)
-                return self._level_at(max(0, end - window), end)
+                heard = window - max(0, silent)  # the rest of the window is this block's silence
+                return self._level_at(max(0, end - heard), end, window)
         return 0.0, 0.0
 
     def played_levels(
@@ -593,18 +598,20 @@ class JitterBuffer:
             samples = np.concatenate([samples, ring[: count - first].astype(np.float64)])
         return samples
 
-    def _level_at(self, start: int, end: int) -> tuple[float, float]:
+    def _level_at(self, start: int, end: int, window: int) -> tuple[float, float]:
+        """(rms, peak) of the samples at [start, end) over a `window` the rest of which was
+        silent."""
         ring, capacity = self._ring
         if end <= start or self._write_pos - start > capacity:
             return 0.0, 0.0
         index = start % capacity
         count = end - start
         first = min(count, capacity - index)
-        window = ring[index : index + first]
+        samples = ring[index : index + first]
         if first < count:
-            window = np.concatenate([window, ring[: count - first]])
-        as_float = window.astype(np.float32)
-        rms = float(np.sqrt(np.mean(as_float * as_float))) / 32768.0
+            samples = np.concatenate([samples, ring[: count - first]])
+        as_float = samples.astype(np.float32)
+        rms = float(np.sqrt(np.dot(as_float, as_float) / max(window, count))) / 32768.0
         peak = float(np.max(np.abs(as_float))) / 32768.0
         return rms, peak
 
