@@ -1,7 +1,8 @@
 """Audio engine benchmarks on real PortAudio streams (the private PulseAudio null sinks).
 
-    .venv/bin/python -m bench.audio           # about a minute; prints one table
+    .venv/bin/python -m bench.audio           # about 3 minutes; prints one table
     .venv/bin/python -m bench.audio --quick   # fewer repetitions, for a smoke run
+    .venv/bin/python -m bench.audio --simulate 1000   # underruns on a simulated consumer only
 
 Measures callback cost, mic block -> base64 append, first delta -> first sample, clear() ->
 silence, underruns under jittery and bursty delivery (against a naive list-under-a-lock
@@ -172,46 +173,79 @@ def gaps(produced: np.ndarray) -> tuple[int, float]:
 
 @dataclass
 class SessionGaps:
-    """Gaps per response of one session: [(count, silent ms), ...]."""
+    """One session's responses: gaps [(count, silent ms), ...], and for ours what the
+    adaptation cost (the prebuffer in effect at each response's start) and the engine's own
+    underrun count. First-sample times are from the first delta's play() to the callback
+    that handed its first sample."""
 
     per_response: list[tuple[int, float]]
     counted: int = 0  # the engine's own stats.underruns (ours only)
-
-    @property
-    def gaps(self) -> int:
-        return sum(count for count, _ in self.per_response)
-
-    @property
-    def silent_ms(self) -> float:
-        return sum(ms for _, ms in self.per_response)
+    prebuffer_ms: list[float] = field(default_factory=list)  # ours only
+    first_sample_ms: list[float] = field(default_factory=list)
+    spurts: int = 0  # talk spurts the delay estimator saw (0: no arrival times reached it)
 
 
-def responses(make: Callable[..., Schedule], seeds: list[int], seconds: float) -> list[Schedule]:
+def schedules_for(
+    make: Callable[..., Schedule], seeds: list[int], seconds: float
+) -> list[Schedule]:
     return [make(offset_chirp(seconds, seed), seed) for seed in seeds]
 
 
+class FirstPlay:
+    """Remembers when a response's first delta was handed over (and runs `then` once)."""
+
+    def __init__(self, play: Callable[[bytes], None], then: Callable[[], None]) -> None:
+        self.at: float | None = None
+        self._play, self._then = play, then
+
+    def __call__(self, pcm: bytes) -> None:
+        first = self.at is None
+        if first:
+            self.at = time.monotonic()
+        self._play(pcm)
+        if first:
+            self._then()
+
+
+def first_sample_ms(probe: Probe, start: int, asked: float | None) -> float:
+    """From `asked` to the entry of the first callback after block `start` that played sound."""
+    for index in range(start, len(probe.produced)):
+        if probe.produced[index].any():
+            return (probe.entries[index] - (asked or 0.0)) * 1000
+    return float("nan")
+
+
 async def session_ours(schedules: list[Schedule], costs: list[int]) -> SessionGaps:
-    """One talk session: several responses in a row through the real backend."""
+    """One talk session: several responses in a row through a new real backend (so the
+    delay estimator starts from nothing)."""
     from voicecli.audio import RealBackend
     from voicecli.audio.playback import Playback
 
     probe = Probe(keep_output=True)
-    starts = []
+    starts, asked, targets = [], [], []
     with probed(Playback, probe, output=True):
         backend = RealBackend(use_input=False)
         await backend.start()
         await asyncio.sleep(0.2)
         probe.reset()
+        rate = backend.jitter.sample_rate
         for index, schedule in enumerate(schedules):
             starts.append(len(probe.produced))
             item = f"response_{index}"
-            await deliver(lambda pcm, item=item: backend.play(pcm, item, 0), schedule)
+            play = FirstPlay(
+                lambda pcm, item=item: backend.play(pcm, item, 0),
+                lambda: targets.append(backend.jitter.prebuffer * 1000 / rate),
+            )
+            await deliver(play, schedule)
+            asked.append(play.at)
             await backend.drain(timeout=5)
             await asyncio.sleep(0.3)
         stats = backend.stats()
         await backend.stop()
     costs.extend(probe.costs_ns)
-    return SessionGaps(per_response(probe, starts), stats.underruns)
+    waits = [first_sample_ms(probe, start, at) for start, at in zip(starts, asked, strict=True)]
+    spurts = backend.jitter.stats().spurts
+    return SessionGaps(per_response(probe, starts), stats.underruns, targets, waits, spurts)
 
 
 async def session_naive(schedules: list[Schedule], costs: list[int]) -> SessionGaps:
@@ -223,9 +257,11 @@ async def session_naive(schedules: list[Schedule], costs: list[int]) -> SessionG
     probe = Probe(keep_output=True)
 
     def callback(outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        entry = time.monotonic()
         start = time.perf_counter_ns()
         player.callback(outdata, frames, time_info, status)
         probe.costs_ns.append(time.perf_counter_ns() - start)
+        probe.entries.append(entry)
         probe.produced.append(outdata[:, 0].copy())
 
     stream = sd.OutputStream(
@@ -234,18 +270,103 @@ async def session_naive(schedules: list[Schedule], costs: list[int]) -> SessionG
     await asyncio.to_thread(stream.start)
     await asyncio.sleep(0.2)
     probe.reset()
-    starts = []
+    starts, asked = [], []
     played = 0
     for schedule in schedules:
         starts.append(len(probe.produced))
         played += sum(len(pcm) // 2 for _, pcm in schedule)
-        await deliver(player.play, schedule)
+        play = FirstPlay(player.play, lambda: None)
+        await deliver(play, schedule)
+        asked.append(play.at)
         while player.frames_played < played:
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.3)
     await asyncio.to_thread(stream.close)
     costs.extend(probe.costs_ns)
-    return SessionGaps(per_response(probe, starts))
+    waits = [first_sample_ms(probe, start, at) for start, at in zip(starts, asked, strict=True)]
+    return SessionGaps(per_response(probe, starts), first_sample_ms=waits)
+
+
+@dataclass
+class Underruns:
+    """Every session of one delivery scenario, ours and the naive player's side by side."""
+
+    ours: list[SessionGaps]
+    naive: list[SessionGaps]
+
+    @staticmethod
+    def total(sessions: list[SessionGaps], first: bool | None = None) -> tuple[int, float]:
+        """(gaps, silent ms) over all responses, only the first (True) or the later ones."""
+        picked = [
+            result
+            for session in sessions
+            for index, result in enumerate(session.per_response)
+            if first is None or (index == 0) == first
+        ]
+        return sum(c for c, _ in picked), sum(ms for _, ms in picked)
+
+
+async def underruns(
+    make: Callable[..., Schedule],
+    sessions: int,
+    per_session: int,
+    seconds: float,
+    ours_costs: list[int],
+    naive_costs: list[int],
+) -> Underruns:
+    """`sessions` sessions of `per_session` responses, each session with its own seeds. Ours
+    and the naive player run at the same time on the same schedules (two streams on the same
+    sink), which halves the run time and gives both the same loop and machine load."""
+    result = Underruns([], [])
+    for session in range(sessions):
+        seeds = [10 * session + response + 1 for response in range(per_session)]
+        schedules = schedules_for(make, seeds, seconds)
+        ours, naive = await asyncio.gather(
+            session_ours(schedules, ours_costs), session_naive(schedules, naive_costs)
+        )
+        result.ours.append(ours)
+        result.naive.append(naive)
+    return result
+
+
+def underrun_rows(name: str, found: Underruns, seconds: float) -> list[Row]:
+    sessions, per_session = len(found.ours), len(found.ours[0].per_response)
+    gaps_all, silent_all = Underruns.total(found.ours)
+    gaps_first, silent_first = Underruns.total(found.ours, first=True)
+    gaps_later, silent_later = Underruns.total(found.ours, first=False)
+    naive_gaps, naive_silent = Underruns.total(found.naive)
+    counted = sum(session.counted for session in found.ours)
+    later = sessions * (per_session - 1)
+    targets = [t for session in found.ours for t in session.prebuffer_ms[1:]]
+    firsts = [t for session in found.ours for t in session.prebuffer_ms[:1]]
+    waits_first = [w for session in found.ours for w in session.first_sample_ms[:1]]
+    waits_later = [w for session in found.ours for w in session.first_sample_ms[1:]]
+    naive_waits = [w for session in found.naive for w in session.first_sample_ms]
+    label = f"deltas at {name} ({sessions} sessions x {per_session} responses of {seconds:g} s)"
+    if any(session.spurts == 0 for session in found.ours):
+        label += " [delay estimator off: the backend passed no arrival times]"
+    later_text = (
+        f"median {np.median(targets):.0f} ms, max {np.max(targets):.0f} ms" if targets else "-"
+    )
+    waits_later_text = f"{np.median(waits_later):.0f} ms" if waits_later else "-"
+    return [
+        (
+            f"Underruns, {label}",
+            f"{gaps_all} gaps / {silent_all:.0f} ms silent: first responses {gaps_first} / "
+            f"{silent_first:.0f} ms, the {later} later ones {gaps_later} / "
+            f"{silent_later:.0f} ms (stats.underruns={counted}); "
+            f"naive: {naive_gaps} gaps / {naive_silent:.0f} ms",
+            f"goal 0; naive/ours: gaps {ratio(naive_gaps, gaps_all)}, "
+            f"silent ms {ratio(naive_silent, silent_all)}",
+        ),
+        (
+            f"Prebuffer at response start, {name} (what adapting costs)",
+            f"first responses {np.max(firsts):.0f} ms; later ones {later_text}",
+            f"first delta -> first sample handed, median: first responses "
+            f"{np.median(waits_first):.0f} ms, later {waits_later_text}; "
+            f"naive {np.median(naive_waits):.0f} ms",
+        ),
+    ]
 
 
 def per_response(probe: Probe, starts: list[int]) -> list[tuple[int, float]]:
@@ -448,6 +569,72 @@ def offline_costs() -> dict[str, tuple[float, float]]:
     }
 
 
+# --- the same schedules on a simulated consumer (no device, many sessions) -------------------
+
+
+def simulated_session(
+    make: Callable[..., Schedule], seeds: list[int], seconds: float, timed: bool, phase: float
+) -> tuple[list[int], list[float]]:
+    """One session through a `JitterBuffer` with the backend's defaults, its consumer a steady
+    20 ms callback: (gaps per response, prebuffer in ms at each response's start). Chunks are
+    written when due, before the callback of that moment; `timed=False` passes no arrival
+    times (the fixed prebuffer and its raise-on-underrun fallback only)."""
+    from voicecli.audio.jitter import JitterBuffer
+
+    buffer = JitterBuffer(RATE, prebuffer_ms=60, max_prebuffer_ms=200)
+    out = np.zeros(BLOCK, np.int16)
+    tick = phase  # in blocks: the consumer's phase is a fraction of one
+    counts, targets = [], []
+    for index, seed in enumerate(seeds):
+        schedule = make(offset_chirp(seconds, seed), seed)
+        start = (tick + 10) * BLOCK / RATE  # 200 ms after the previous response drained
+        total = sum(len(pcm) // 2 for _, pcm in schedule)
+        played, produced, next_chunk = 0, [], 0
+        while next_chunk < len(schedule) or played < total:
+            now = tick * BLOCK / RATE
+            while next_chunk < len(schedule) and start + schedule[next_chunk][0] <= now:
+                at, pcm = schedule[next_chunk]
+                buffer.write(pcm, f"r{index}", 0, now=start + at if timed else None)
+                if next_chunk == 0:
+                    targets.append(buffer.prebuffer * 1000 / RATE)
+                next_chunk += 1
+            played += buffer.read_into(out, now)
+            produced.append(out.copy())
+            tick += 1
+        counts.append(gaps(np.concatenate(produced))[0])
+        tick += 15  # 300 ms of idle callbacks before the next response
+        for _ in range(15):
+            buffer.read_into(out, tick * BLOCK / RATE)
+    return counts, targets
+
+
+def simulated_rows(name: str, make: Callable[..., Schedule], sessions: int) -> list[Row]:
+    rng = np.random.default_rng(0)
+    found: dict[bool, tuple[int, int, list[float]]] = {}
+    phases = rng.uniform(0, 1, sessions)
+    for timed in (True, False):
+        first = later = 0
+        targets: list[float] = []
+        for session in range(sessions):
+            seeds = [10 * session + response + 1 for response in range(5)]
+            counts, starts = simulated_session(make, seeds, 2.0, timed, phases[session])
+            first += counts[0]
+            later += sum(counts[1:])
+            targets += starts[1:]
+        found[timed] = (first, later, targets)
+    first, later, targets = found[True]
+    fixed_first, fixed_later, _ = found[False]
+    return [
+        (
+            f"Underruns, {name}, simulated consumer ({sessions} sessions x 5 responses)",
+            f"first responses {first} gaps in {sessions}, later ones {later} in {4 * sessions}; "
+            f"without arrival times (fixed 60 ms): {fixed_first} / {fixed_later}",
+            f"steady 20 ms callbacks, no device; prebuffer at later responses' start: median "
+            f"{np.median(targets):.0f} ms, max {np.max(targets):.0f} ms",
+        )
+    ]
+
+
 # --- the table --------------------------------------------------------------------------------
 
 HOW = """How it is measured:
@@ -456,10 +643,21 @@ HOW = """How it is measured:
   the scenarios in the table; "naive" is `bench/audio_naive.py` (a list of chunks under a
   lock, popped and concatenated in the callback, no prebuffer) on the same device and
   schedules.
-- Underruns: each scenario is one session of several responses of a signal that is never
-  zero; every block the callback produced is kept, and a gap is a run of silence inside a
-  response. Jitter: deltas of 20-120 ms due at real time, each 0-80 ms late, in order.
-  Bursts: 300-800 ms of audio sent at 10x real time, each burst due at real time + 0-80 ms.
+- Underruns: each scenario is 5 sessions (a new backend each, so the delay estimator starts
+  from nothing) of 5 responses of a signal that is never zero, each session with its own
+  seeds; every block the callback produced is kept, and a gap is a run of silence inside a
+  response. The first response of a session has nothing to learn from, so its figure is
+  given apart. Ours and the naive player run at the same time on the same schedules (two
+  streams on the same sink). Jitter: deltas of 20-120 ms due at real time, each 0-80 ms
+  late, in order. Bursts: 300-800 ms of audio sent at 10x real time, each burst due at real
+  time + 0-80 ms.
+- What adapting costs: the prebuffer in effect when each response's first delta was
+  written, and the time from that `play()` to the callback that handed the first sample.
+- Simulated consumer: the same schedules (seeds 1-5, 11-15, ... per session) through a
+  `JitterBuffer` with the backend's defaults, drained by a steady 20 ms callback without a
+  device, with arrival times and without (the fixed 60 ms and its raise-on-underrun only);
+  enough sessions to show rates that 25 real responses cannot. A real device's callbacks are
+  less regular (on these PulseAudio null sinks they drift up to about 6 ms early and back).
 - Mic block -> append: from the capture callback's entry to `json.dumps(audio_append(pcm))`
   finishing on the asyncio loop.
 - First delta and clear(): from the `play()` / `clear()` call to the callback that hands the
@@ -493,27 +691,16 @@ def ratio(naive: float, ours: float) -> str:
 
 async def run(quick: bool) -> list[Row]:
     repeats = 3 if quick else 8
-    seeds = [1, 2] if quick else [1, 2, 3, 4, 5]
+    sessions, per_session = (2, 2) if quick else (5, 5)
     seconds = 2.0
     rows: list[Row] = []
 
     ours_costs: list[int] = []
     naive_costs: list[int] = []
     for name, make in (("1x + 0-80 ms jitter", jittered), ("10x bursts", bursty)):
-        schedules = responses(make, seeds, seconds)
-        ours = await session_ours(schedules, ours_costs)
-        naive = await session_naive(schedules, naive_costs)
-        first_gaps = ours.per_response[0][0]
-        rows.append(
-            (
-                f"Underruns, deltas at {name} ({len(seeds)} responses of {seconds:g} s)",
-                f"{ours.gaps} gaps / {ours.silent_ms:.0f} ms silent (first response: "
-                f"{first_gaps}; stats.underruns={ours.counted}); "
-                f"naive: {naive.gaps} gaps / {naive.silent_ms:.0f} ms",
-                f"goal 0; naive/ours: gaps {ratio(naive.gaps, ours.gaps)}, "
-                f"silent ms {ratio(naive.silent_ms, ours.silent_ms)}",
-            )
-        )
+        found = await underruns(make, sessions, per_session, seconds, ours_costs, naive_costs)
+        rows += underrun_rows(name, found, seconds)
+        rows += simulated_rows(name, make, 50 if quick else 200)
 
     loopback = await loopback_truth(repeats)
     median, p99 = percentiles(np.array(loopback.playback_costs + ours_costs) / 1000)
@@ -619,7 +806,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.audio", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--no-write", action="store_true", help="do not update the results file")
+    parser.add_argument(
+        "--simulate",
+        type=int,
+        metavar="SESSIONS",
+        help="only the underrun schedules on the simulated consumer, this many sessions",
+    )
     args = parser.parse_args(argv)
+    if args.simulate:
+        rows = [
+            row
+            for name, make in (("1x + 0-80 ms jitter", jittered), ("10x bursts", bursty))
+            for row in simulated_rows(name, make, args.simulate)
+        ]
+        print(markdown_table(("Measure", "Result", "Notes"), rows))
+        return 0
     with private_sound_server("bench.audio"):
         load = os.getloadavg()
         started = time.monotonic()

@@ -358,7 +358,7 @@ def test_consumer_allocates_no_sample_buffers() -> None:
     try:
         base, _ = tracemalloc.get_traced_memory()
         for round_ in range(12):  # wrap-around, underrun, prebuffer, fade
-            buffer.write(chunk, "a", round_)
+            buffer.write(chunk, "a", round_, now=round_ * 2.0)  # the estimator runs too
             if round_ % 4 == 3:
                 buffer.clear()
             buffer.read_into(out, round_ * 2.0)
@@ -398,3 +398,311 @@ def test_threads_producer_and_consumer_keep_every_sample_in_order() -> None:
     thread.join()
     assert np.array_equal(got, sent)
     assert buffer.stats().capacity > 480  # the ring grew while the consumer was reading
+
+
+# --- the delivery-delay estimator: prebuffer per talk spurt --------------------------------
+
+MS = RATE // 1000  # samples per millisecond
+
+
+def spurt(
+    buffer: JitterBuffer, item: str, arrivals: list[tuple[float, int]], t0: float = 0.0
+) -> None:
+    """Write one talk spurt: (arrival time after t0, samples) per chunk, in order."""
+    for at, count in arrivals:
+        buffer.write(ramp(count), item, 0, now=t0 + at)
+
+
+def finish(buffer: JitterBuffer, t0: float) -> float:
+    """Let the consumer play everything queued and run dry; returns the time after."""
+    blocks = (buffer.buffered + buffer.prebuffer) // BLOCK + 3
+    pull(buffer, blocks, t0=t0)
+    assert buffer.buffered == 0
+    return t0 + blocks * BLOCK / RATE
+
+
+def test_delay_is_measured_from_the_spurts_first_chunk() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=60)
+    # 20 ms chunks: the third is due 40 ms after the first and comes at 70 ms: 30 ms late.
+    spurt(buffer, "a", [(0.0, BLOCK), (0.020, BLOCK), (0.070, BLOCK), (0.071, BLOCK)])
+    stats = buffer.stats()
+    assert stats.spurts == 1
+    assert stats.spurt_spread == 30 * MS
+    assert buffer.prebuffer == 60 * MS  # nothing changes inside the spurt
+
+
+def test_chunks_sent_ahead_of_real_time_do_not_widen_the_spread() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=60)
+    # A burst at 10x: every chunk after the first is early, none is paced.
+    spurt(buffer, "a", [(i * 0.002, BLOCK) for i in range(20)])
+    assert buffer.stats().spurt_spread == 0
+
+
+def test_a_paced_chunk_earlier_than_the_first_widens_the_spread() -> None:
+    """The first chunk came late: a paced chunk shows how early it could have come."""
+    buffer = JitterBuffer(RATE, prebuffer_ms=60)
+    arrivals = [
+        (0.000, BLOCK),  # delay 0
+        (0.005, BLOCK),  # due at 20 ms: delay -15 ms, but it came early (not paced)
+        (0.030, BLOCK),  # due at 40: delay -10 ms, came a chunk's length after: paced
+        (0.100, BLOCK),  # due at 60: delay +40 ms
+    ]
+    spurt(buffer, "a", arrivals)
+    assert buffer.stats().spurt_spread == (40 + 10) * MS
+
+
+def test_prebuffer_rises_for_the_next_spurt_and_the_consumer_waits_it() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=60, max_prebuffer_ms=200)
+    # Four chunks on time, then one due at 80 ms that comes at 160: five paced delays.
+    late = [(0.0, BLOCK), (0.020, BLOCK), (0.040, BLOCK), (0.060, BLOCK), (0.160, BLOCK)]
+    spurt(buffer, "a", late)
+    assert buffer.prebuffer == 60 * MS
+    t = finish(buffer, 0.0)
+    spurt(buffer, "b", [(0.0, 10 * BLOCK)], t0=t)
+    # The 80 ms spread, one spacing between the five paced delays (80 / 4), one block.
+    assert buffer.prebuffer == (80 + 20) * MS + BLOCK
+    assert buffer.stats().spurts == 2
+    played = pull(buffer, 7, t0=t)
+    assert not played[: 6 * BLOCK].any()  # waited 120 ms
+    assert np.array_equal(played[6 * BLOCK :], ramp(BLOCK))
+
+
+def test_the_spacing_added_shrinks_as_paced_delays_accumulate() -> None:
+    """One spurt with two paced delays says little about the range: the widening is a whole
+    spread; calm spurts that follow add evidence and it shrinks, though the spread stays."""
+    buffer = JitterBuffer(RATE, prebuffer_ms=60, max_prebuffer_ms=300)
+    spurt(buffer, "a", [(0.0, BLOCK), (0.060, BLOCK)])  # 40 ms spread, 2 paced
+    t = finish(buffer, 0.0)
+    targets = []
+    for index in range(3):
+        steady = [(i * 0.020, BLOCK) for i in range(5)]  # spread 0, 5 paced
+        spurt(buffer, f"calm{index}", steady, t0=t)
+        targets.append(buffer.prebuffer)
+        t = finish(buffer, t)
+    spread = 40 * MS
+    assert targets == [
+        spread + spread // 1 + BLOCK,  # 2 paced delays seen
+        spread + spread // 6 + BLOCK,  # 7
+        spread + spread // 11 + BLOCK,  # 12
+    ]
+
+
+def test_the_raised_prebuffer_absorbs_what_the_default_did_not() -> None:
+    """Two spurts delivered alike: the first gaps at 60 ms, the second no longer does."""
+    buffer = JitterBuffer(RATE, prebuffer_ms=60, max_prebuffer_ms=200)
+    arrivals = [(0.0, BLOCK), (0.100, 9 * BLOCK)]  # the second chunk 80 ms late
+    t = 0.0
+    for item in ("a", "b"):
+        out = np.zeros(BLOCK, np.int16)
+        chunks = []
+        pending = list(arrivals)
+        for index in range(25):
+            now = t + index * BLOCK / RATE
+            while pending and t + pending[0][0] <= now:
+                at, count = pending.pop(0)
+                buffer.write(ramp(count), item, 0, now=t + at)
+            buffer.read_into(out, now)
+            chunks.append(out.copy())
+        played = np.concatenate(chunks)
+        sounding = np.nonzero(played)[0]
+        inside = played[sounding[0] : sounding[-1] + 1]
+        if item == "a":
+            assert not inside.all()  # a gap
+        else:
+            assert inside.all() and inside.size == 10 * BLOCK  # none
+        t += 25 * BLOCK / RATE
+    assert buffer.stats().underruns == 1
+
+
+def test_prebuffer_never_goes_below_the_configured_one_or_above_the_maximum() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=60, max_prebuffer_ms=150)
+    spurt(buffer, "a", [(0.0, BLOCK), (0.021, BLOCK)])  # 1 ms late: needs 21 ms
+    t = finish(buffer, 0.0)
+    spurt(buffer, "b", [(0.0, BLOCK), (0.5, BLOCK)], t0=t)  # a 480 ms stall
+    assert buffer.prebuffer == 60 * MS  # not lowered to what the first spurt needed
+    t = finish(buffer, t)
+    spurt(buffer, "c", [(0.0, BLOCK)], t0=t)
+    assert buffer.prebuffer == 150 * MS  # the stall asks for more than the maximum
+
+
+def test_prebuffer_comes_back_down_after_delay_history_calm_spurts() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=60, max_prebuffer_ms=200, delay_history=3)
+    spurt(buffer, "bad", [(0.0, BLOCK), (0.120, BLOCK)])  # 100 ms late
+    t = finish(buffer, 0.0)
+    targets = []
+    for index in range(5):
+        spurt(buffer, f"calm{index}", [(0.0, BLOCK), (0.020, BLOCK)], t0=t)
+        targets.append(buffer.prebuffer)
+        t = finish(buffer, t)
+    # The 100 ms spread stays for 3 spurts, its widening shrinking (2, 4, 6 paced delays),
+    # then the calm ones alone ask for less than the configured 60 ms.
+    spread = 100 * MS
+    assert targets == [
+        200 * MS,  # 100 + 100 + one block: clamped to the maximum
+        spread + spread // 3 + BLOCK,
+        spread + spread // 5 + BLOCK,
+        60 * MS,
+        60 * MS,
+    ]
+
+
+def test_a_larger_spread_raises_at_once_and_the_largest_recent_one_wins() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=60, max_prebuffer_ms=200, delay_history=4)
+    t = 0.0
+    targets = []
+    for index, late in enumerate((0.050, 0.090, 0.070)):
+        spurt(buffer, f"r{index}", [(0.0, BLOCK), (0.020 + late, BLOCK)], t0=t)
+        targets.append(buffer.prebuffer)
+        t = finish(buffer, t)
+    spurt(buffer, "last", [(0.0, BLOCK)], t0=t)
+    targets.append(buffer.prebuffer)
+    # Each spurt has 2 paced delays; the largest spread (90 ms) wins once it is seen.
+    assert targets == [
+        60 * MS,
+        50 * MS * 2 + BLOCK,
+        90 * MS + 90 * MS // 3 + BLOCK,
+        90 * MS + 90 * MS // 5 + BLOCK,
+    ]
+
+
+def test_new_audio_while_audio_is_queued_continues_the_spurt() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=60)
+    spurt(buffer, "a", [(0.0, 10 * BLOCK)])
+    pull(buffer, 4)
+    spurt(buffer, "b", [(0.100, BLOCK)])  # due at 200 ms (after a's 10 blocks): early
+    assert buffer.stats().spurts == 1
+    assert buffer.stats().spurt_spread == 0
+
+
+def test_clear_ends_the_spurt_and_barge_in_audio_starts_a_new_one() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=60, max_prebuffer_ms=200)
+    spurt(buffer, "a", [(0.0, BLOCK), (0.090, 50 * BLOCK)])  # 70 ms late, 1 s queued
+    pull(buffer, 6)
+    buffer.clear()  # the old audio is still queued: the consumer has not cut yet
+    spurt(buffer, "a", [(5.0, BLOCK)])  # a late delta of the cut part: dropped, not measured
+    assert buffer.stats().spurts == 1
+    # The new response comes seconds after the old spurt's anchor: measured from the old one
+    # its delays would be seconds; it is a spurt of its own and on time.
+    spurt(buffer, "b", [(5.0, BLOCK), (5.020, BLOCK), (5.040, BLOCK)])
+    stats = buffer.stats()
+    assert stats.spurts == 2
+    assert stats.spurt_spread == 0
+    assert buffer.prebuffer == 2 * 70 * MS + BLOCK  # what the cut spurt measured counts
+    played = pull(buffer, 1 + 8 + 3, t0=5.0)  # the fade, the 160 ms wait, the new audio
+    assert played[:BLOCK].any() and not played[BLOCK : 9 * BLOCK].any()
+    assert np.array_equal(played[9 * BLOCK :], np.tile(ramp(BLOCK), 3))
+
+
+def test_a_gap_inside_a_spurt_raises_the_prebuffer_at_once_and_is_remembered() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=60, max_prebuffer_ms=300)
+    buffer.write(ramp(2 * BLOCK), "a", 0, now=0.0)
+    pull(buffer, 3 + 2 + 2)  # wait 60 ms, play 40 ms, 40 ms dry
+    buffer.write(ramp(2 * BLOCK), "a", 0, now=0.140)  # the same part: a gap, not a new spurt
+    stats = buffer.stats()
+    assert stats.spurts == 1 and stats.underruns == 1
+    assert buffer.prebuffer == 60 * MS + 2 * BLOCK  # the fallback, inside the spurt
+    assert stats.spurt_spread == 100 * MS  # due at 40 ms, came at 140
+    t = finish(buffer, 7 * BLOCK / RATE)
+    spurt(buffer, "b", [(0.0, BLOCK)], t0=t)
+    assert buffer.prebuffer == 2 * 100 * MS + BLOCK  # 2 paced delays: widened by the spread
+
+
+def test_a_gap_the_delays_do_not_explain_keeps_the_fallbacks_slack() -> None:
+    """The device pulled faster than real time: every chunk was on time, yet it gapped."""
+    buffer = JitterBuffer(RATE, prebuffer_ms=60, max_prebuffer_ms=200)
+    buffer.write(ramp(4 * BLOCK), "a", 0, now=0.0)
+    pull(buffer, 3 + 5)  # the consumer ran ahead: 4 blocks played and one dry by "now"
+    buffer.write(ramp(4 * BLOCK), "a", 0, now=0.080)  # due at 80 ms, came at 80: on time
+    assert buffer.stats().spurt_spread == 0
+    raised = buffer.prebuffer
+    assert raised > 60 * MS
+    t = finish(buffer, 1.0)
+    spurt(buffer, "b", [(0.0, BLOCK)], t0=t)
+    assert buffer.prebuffer == raised
+
+
+def test_without_arrival_times_only_the_underrun_fallback_moves_the_prebuffer() -> None:
+    timed = JitterBuffer(RATE, prebuffer_ms=60, max_prebuffer_ms=200)
+    untimed = JitterBuffer(RATE, prebuffer_ms=60, max_prebuffer_ms=200)
+    for buffer, times in ((timed, True), (untimed, False)):
+        buffer.write(ramp(2 * BLOCK), "a", 0, now=0.0 if times else None)
+        pull(buffer, 7)
+        buffer.write(ramp(2 * BLOCK), "a", 0, now=0.140 if times else None)  # a gap
+        finish(buffer, 1.0)
+        buffer.write(ramp(BLOCK), "b", 0, now=2.0 if times else None)
+        buffer.write(ramp(BLOCK), "b", 0, now=2.5 if times else None)  # 480 ms late
+        finish(buffer, 2.0)
+        buffer.write(ramp(BLOCK), "c", 0, now=3.0 if times else None)
+    assert untimed.stats().spurts == 0 and untimed.stats().spurt_spread == 0
+    assert untimed.prebuffer == 60 * MS + 2 * BLOCK  # the gap's raise lasts
+    assert timed.stats().spurts == 3
+    assert timed.prebuffer == 200 * MS  # b's 480 ms stall, clamped
+
+
+def test_non_adaptive_buffer_measures_but_keeps_its_prebuffer() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=60, adaptive=False)
+    spurt(buffer, "a", [(0.0, BLOCK), (0.100, BLOCK)])
+    t = finish(buffer, 0.0)
+    spurt(buffer, "b", [(0.0, BLOCK)], t0=t)
+    assert buffer.stats().spurts == 2
+    assert buffer.prebuffer == 60 * MS
+
+
+def test_delay_history_must_hold_a_spurt() -> None:
+    with pytest.raises(ValueError):
+        JitterBuffer(RATE, delay_history=0)
+
+
+# A session of responses delivered like bench/audio.py's bursts, on a steady consumer.
+
+
+def bursts(seconds: float, rng: np.random.Generator) -> list[tuple[float, int]]:
+    """300-800 ms of audio at 10x real time, each burst due at real time + 0-80 ms."""
+    total = int(RATE * seconds)
+    schedule, position, last = [], 0, 0.0
+    while position < total:
+        burst_end = min(total, position + int(rng.uniform(0.3, 0.8) * RATE))
+        start = position / RATE + rng.uniform(0, 0.080)
+        burst_start = position
+        while position < burst_end:
+            size = min(int(rng.integers(1, 7)) * BLOCK, burst_end - position)
+            last = max(last, start + (position - burst_start) / RATE / 10)
+            schedule.append((last, size))
+            position += size
+    return schedule
+
+
+def session_gaps(timed: bool, seed: int, responses: int = 5) -> list[int]:
+    """Gaps per response (runs of silence between the first and last sample played)."""
+    rng = np.random.default_rng(seed)
+    buffer = JitterBuffer(RATE, prebuffer_ms=60, max_prebuffer_ms=200)
+    out = np.zeros(BLOCK, np.int16)
+    t = rng.uniform(0, 0.02)  # the consumer's phase
+    counts = []
+    for response in range(responses):
+        schedule = bursts(2.0, rng)
+        start, total, played = t + 0.2, sum(count for _, count in schedule), []
+        while schedule or sum(np.count_nonzero(block) for block in played) < total:
+            while schedule and start + schedule[0][0] <= t:
+                at, count = schedule.pop(0)
+                buffer.write(ramp(count), f"r{response}", 0, now=start + at if timed else None)
+            buffer.read_into(out, t + 0.04)
+            played.append(out.copy())
+            t += BLOCK / RATE
+        sound = np.concatenate(played) != 0
+        inside = sound[np.argmax(sound) : sound.size - np.argmax(sound[::-1])]
+        counts.append(int(np.count_nonzero(np.diff(inside.astype(np.int8)) == -1)))
+    return counts
+
+
+def test_bursts_at_10x_gap_less_once_the_first_response_taught_the_spread() -> None:
+    """Not one seed: 100 sessions of 5 responses. The first response of each session gaps
+    alike either way (nothing learnt yet); after it, learning removes nearly every gap the
+    fixed 60 ms leaves (seeds 0-399: 2 gaps in the 1600 later responses, against 113)."""
+    timed = [session_gaps(True, seed) for seed in range(100)]
+    untimed = [session_gaps(False, seed) for seed in range(100)]
+    assert [s[0] for s in timed] == [s[0] for s in untimed]
+    later_timed = sum(sum(s[1:]) for s in timed)
+    later_untimed = sum(sum(s[1:]) for s in untimed)
+    assert later_untimed >= 15
+    assert later_timed * 8 <= later_untimed

@@ -30,12 +30,50 @@ Prebuffer and underruns
     otherwise start playback at once with no slack for the next one being late. Simulated with
     bench/audio.py's schedules (3 s responses, deltas 20-120 ms, 0-80 ms late), waiting for
     60 ms *queued* left a gap in 76% of responses, waiting 60 ms *of time* in 12%; the price is
-    that the first sample always waits the 60 ms. Running dry while playing zero-fills,
-    re-arms the prebuffer and is
-    reported to the producer; the producer counts it as an underrun only when the next audio
-    continues the same content part (a gap the listener hears), not when a part simply ended.
-    With `adaptive=True` each underrun raises the prebuffer by the length of the gap, up to
-    `max_prebuffer`, so the rest of the session has the slack that was missing.
+    that the first sample always waits. Running dry while playing zero-fills, re-arms the
+    prebuffer and is reported to the producer; the producer counts it as an underrun only when
+    the next audio continues the same content part (a gap the listener hears), not when a part
+    simply ended.
+
+    How long to wait is learnt per talk spurt: audio the listener hears without a pause. A
+    spurt starts with the first chunk written while nothing is queued (unless it continues the
+    part that just ran dry: that is a gap inside the spurt) or after a `clear()`. It starts
+    playing at a0 + P, its first chunk's arrival plus the wait P, so a chunk at stream offset
+    s is heard at a0 + P + s/rate and is late, a gap, when its delay d = (a - a0) - s/rate is
+    more than P (less up to one block: the consumer takes whole blocks). Deltas sent at 10x
+    real time in bursts, each due at real time + 0-80 ms, reach d = 80 ms: more than the
+    60 ms default, and a bigger fixed wait would cost every response its latency. So, with
+    `adaptive=True` and arrival times passed to `write(now=...)`, the producer measures d for
+    each chunk (a subtraction and a few comparisons; the consumer does nothing new) and keeps
+    per spurt the largest d and the smallest d of a *paced* chunk, one that came no sooner
+    than the previous chunk's length after it (the sender was not ahead of real time, as the
+    first chunk of a spurt never is). Their difference, the spread, is the wait the spurt
+    would have needed had its first chunk been as early as its earliest paced one: how late
+    a first chunk comes is luck, and the largest d alone under-estimates whenever it came
+    late. When a spurt starts, P becomes the largest spread of the last `delay_history`
+    spurts, widened by one spacing between the paced delays they saw (the spread over their
+    count less one: the next spurt's can fall outside the range seen, most likely when it was
+    learnt from one spurt), plus one block; never below the configured prebuffer nor above
+    `max_prebuffer`. It follows a worse network after one spurt and comes back down after
+    `delay_history` calmer ones, so one bad response does not cost latency for ever.
+    On bench/audio.py's bursts and a steady 20 ms consumer (`python -m bench.audio --simulate
+    1000`: 1000 sessions of 5 responses), the 4000 responses after each session's first gapped
+    284 times with the fixed 60 ms and 14 times with this rule (P at their start: median
+    90 ms). While choosing it: P from the largest d alone gave 168 (median 61 ms), from the
+    spread without the spacing 27 (82 ms). The first responses, which have nothing to learn
+    from, gapped 95 times whatever the rule.
+
+    P does not change inside a spurt except by the fallback: each underrun raises it by the
+    gap's length, up to `max_prebuffer`, for the rest of the spurt (which then records at
+    least that P, in case the gap came from the device rather than the network). Without
+    arrival times only the fallback runs and its raises last. The first spurt has nothing to
+    learn from and waits the configured prebuffer. A `clear()` ends the spurt: what it
+    measured counts, and barge-in audio after it starts a new one even while the old audio is
+    still queued. A stall longer than any allowed wait raises P to `max_prebuffer` only, and
+    ages out like any other spurt. The spurt is anchored on its first chunk's arrival, not on
+    the consumer's play start: the consumer only knows DAC times, which are the device's
+    output latency after the callback that needed the audio, and its wait starts at the
+    first callback after a0, so the anchor errs on the safe side by less than a block.
 
 Clear (barge-in)
     `clear()` records the write position as the clear target and bumps a generation counter.
@@ -64,7 +102,9 @@ Played levels (for the echo guard)
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -85,7 +125,8 @@ class JitterStats:
     buffered: int
     """Samples queued and not yet handed to the device."""
     prebuffer: int
-    """Current prebuffer wait in samples (grows after underruns when adaptive)."""
+    """Current prebuffer wait in samples (when adaptive: set per talk spurt from recent
+    delivery delays, raised after underruns)."""
     underruns: int
     """Gaps inside a content part: the device ran dry and the same part continued later."""
     dry_events: int
@@ -102,6 +143,11 @@ class JitterStats:
     """Samples thrown away: audio for a part already cut, or beyond the maximum capacity."""
     capacity: int
     """Current ring capacity in samples."""
+    spurts: int = 0
+    """Talk spurts seen with arrival times (see "Prebuffer and underruns")."""
+    spurt_spread: int = 0
+    """The latest talk spurt's delivery spread in samples: its largest delay beyond its
+    earliest paced chunk's (see "Prebuffer and underruns"; 0 if none)."""
 
 
 class _Part:
@@ -120,6 +166,49 @@ class _Part:
         return sum(max(0, min(end, position) - start) for start, end in self.spans)
 
 
+class _Spurt:
+    """Delivery delays within one talk spurt, in samples (producer side).
+
+    A chunk's delay is how much later than the spurt's first chunk it arrived, beyond what
+    its stream offset allows for. A chunk is *paced* when its delay did not fall below the
+    previous chunk's: it came at least that chunk's length after it, so the sender was not
+    ahead of real time, as the first chunk of a spurt never is.
+    """
+
+    __slots__ = ("arrived", "position", "last", "latest", "earliest", "paced", "underran")
+
+    def __init__(self, arrived: float, position: int) -> None:
+        self.arrived = arrived  # the first chunk's arrival time
+        self.position = position  # and stream position
+        self.last = 0  # the latest chunk's delay
+        self.latest = 0  # the largest delay: the prebuffer this spurt needed
+        self.earliest = 0  # the smallest delay of a paced chunk (the first one's is 0)
+        self.paced = 1  # paced chunks, the first one included
+        self.underran = False
+
+    def add(self, delay: int) -> None:
+        if delay > self.latest:
+            self.latest = delay
+        if delay >= self.last:
+            self.paced += 1
+            if delay < self.earliest:
+                self.earliest = delay
+        self.last = delay
+
+    def spread(self) -> int:
+        """The prebuffer the spurt would have needed had its first chunk come as early as
+        its earliest paced chunk."""
+        return self.latest - self.earliest
+
+
+class _SpurtRecord(NamedTuple):
+    """What a finished talk spurt tells the next one (samples)."""
+
+    spread: int
+    paced: int
+    floor: int  # the prebuffer an underrun raised it to (0: it did not underrun)
+
+
 class JitterBuffer:
     """SPSC int16 ring with prebuffer, fade-out clear and played position per content part.
 
@@ -131,7 +220,9 @@ class JitterBuffer:
         fade_ms: fade-out length on `clear()`; at most one callback block is faded.
         capacity_ms: initial ring size; the producer doubles it when a burst needs more.
         max_capacity_ms: the ring never grows beyond this; audio past it is dropped and counted.
-        adaptive: raise the prebuffer by each underrun's gap length.
+        adaptive: size the prebuffer of each talk spurt from the delivery delays of recent
+            ones (when `write` is given arrival times), and raise it by each underrun's gap.
+        delay_history: how many recent talk spurts the prebuffer is sized for.
     """
 
     __slots__ = (
@@ -140,6 +231,7 @@ class JitterBuffer:
         "_max_capacity",
         "_max_target",
         "_adaptive",
+        "_base_target",
         # producer-owned
         "_ring",
         "_write_pos",
@@ -155,6 +247,10 @@ class JitterBuffer:
         "_clears",
         "_dropped",
         "_kept_from",
+        "_spurt",
+        "_history",
+        "_spurts",
+        "_last_spread",
         # consumer-owned
         "_read_pos",
         "_playing",
@@ -188,16 +284,20 @@ class JitterBuffer:
         capacity_ms: float = 30_000,
         max_capacity_ms: float = 600_000,
         adaptive: bool = True,
+        delay_history: int = 8,
     ) -> None:
         if sample_rate <= 0:
             raise ValueError("sample_rate must be positive")
         if prebuffer_ms < 0 or fade_ms < 0:
             raise ValueError("prebuffer_ms and fade_ms cannot be negative")
+        if delay_history < 1:
+            raise ValueError("delay_history must be at least 1")
         self.sample_rate = sample_rate
         self._fade_len = int(sample_rate * fade_ms / 1000)
         capacity = max(1, int(sample_rate * capacity_ms / 1000))
         self._max_capacity = max(capacity, int(sample_rate * max_capacity_ms / 1000))
         self._target = int(sample_rate * prebuffer_ms / 1000)
+        self._base_target = self._target
         max_target = max(self._target, int(sample_rate * max_prebuffer_ms / 1000))
         self._max_target = min(max_target, self._max_capacity)
         self._adaptive = adaptive
@@ -215,6 +315,10 @@ class JitterBuffer:
         self._clears = 0
         self._dropped = 0
         self._kept_from = 0  # the oldest stream position the ring still holds (after a grow)
+        self._spurt: _Spurt | None = None  # the talk spurt being delivered (timed writes)
+        self._history: deque[_SpurtRecord] = deque(maxlen=delay_history)
+        self._spurts = 0
+        self._last_spread = 0
 
         self._read_pos = 0
         self._playing = False
@@ -240,8 +344,18 @@ class JitterBuffer:
 
     # --- producer side (asyncio thread) ------------------------------------------------------
 
-    def write(self, pcm: bytes | np.ndarray, item_id: str = "", content_index: int = 0) -> int:
+    def write(
+        self,
+        pcm: bytes | np.ndarray,
+        item_id: str = "",
+        content_index: int = 0,
+        now: float | None = None,
+    ) -> int:
         """Queue PCM16 (little-endian bytes or an int16 array) for one content part.
+
+        `now` is when the audio arrived, on the clock of `read_into`'s `dac_time`; given, it
+        feeds the delivery-delay estimate that sizes the next talk spurt's prebuffer (None:
+        the prebuffer only grows after underruns).
 
         Returns the number of samples queued: 0 when the part was already cut by `clear()`
         (late deltas of an interrupted response are not played), fewer than given when the
@@ -256,6 +370,8 @@ class JitterBuffer:
             self._dropped += samples.size
             return 0
         self._note_dry(key)
+        if now is not None:
+            self._note_arrival(key, now)
         ring, capacity = self._ring
         write = self._write_pos
         free = capacity - (write - self._read_pos)
@@ -290,6 +406,7 @@ class JitterBuffer:
         cut: their played position becomes final, and later audio for them is dropped.
         """
         self._sync_acks()
+        self._end_spurt()  # audio after the cut is a new spurt, even with old audio queued
         target = self._write_pos
         generation = self._clear_gen + 1
         for key, part in self._parts.items():
@@ -421,6 +538,8 @@ class JitterBuffer:
             clears=self._clears,
             dropped=self._dropped,
             capacity=self._ring[1],
+            spurts=self._spurts,
+            spurt_spread=self._spurt.spread() if self._spurt else self._last_spread,
         )
 
     # --- consumer side (audio callback) ------------------------------------------------------
@@ -531,11 +650,58 @@ class JitterBuffer:
             return
         if key == self._last_key:
             self._underruns += dry - self._dry_seen
+            if self._spurt is not None:
+                self._spurt.underran = True
             if self._adaptive:
                 # The gap so far: silence since the buffer ran dry, at least one block.
                 gap = max(self._zero_frames - self._dry_zeros_from, self._last_block)
                 self._target = min(self._max_target, self._target + gap)
         self._dry_seen = dry
+
+    def _note_arrival(self, key: PartKey, now: float) -> None:
+        """Measure this chunk's delay within its talk spurt, or start a new spurt."""
+        write = self._write_pos
+        spurt = self._spurt
+        # Nothing queued and not the part that was playing: the listener hears silence
+        # before this audio however it is delivered, so a new spurt starts here. (The same
+        # part after running dry is an underrun inside the spurt, measured as such.)
+        idle = write <= self._read_pos and key != self._last_key
+        if spurt is not None and not idle:
+            spurt.add(round((now - spurt.arrived) * self.sample_rate) - (write - spurt.position))
+            return
+        self._end_spurt()
+        self._spurt = _Spurt(now, write)
+        self._spurts += 1
+        if self._adaptive and self._history:
+            # Set before the write publishes the audio: the consumer reads the target while
+            # it waits, so the whole spurt starts with it.
+            self._target = min(self._max_target, max(self._base_target, self._needed()))
+
+    def _needed(self) -> int:
+        """The prebuffer the recent spurts ask for (producer side, once per spurt)."""
+        spread = max(record.spread for record in self._history)
+        paced = sum(record.paced for record in self._history)
+        # The largest spread is the range of the `paced` delays seen, and the next spurt's
+        # can fall outside it: by about one spacing between them, which shrinks as spurts
+        # accumulate. (Mostly it saves the second response, which has learnt from only one.)
+        if paced > 1:
+            spread += spread // (paced - 1)
+        # One block more: the consumer takes whole blocks, so a chunk is due up to one
+        # block before its offset says.
+        need = spread + (self._last_block or self.sample_rate // 50)
+        return max(need, max(record.floor for record in self._history))
+
+    def _end_spurt(self) -> None:
+        """Record the open talk spurt's delivery in the history the prebuffer is sized from."""
+        spurt = self._spurt
+        if spurt is None:
+            return
+        # After a gap, keep at least the slack the underrun fallback gave: a gap the delays
+        # do not explain (the device pulling early) should not come back with the next spurt.
+        floor = self._target if spurt.underran else 0
+        self._history.append(_SpurtRecord(spurt.spread(), spurt.paced, floor))
+        self._last_spread = spurt.spread()
+        self._spurt = None
 
     def _sync_acks(self) -> None:
         """Give cut parts the fade end the consumer acknowledged for their clear."""
