@@ -138,6 +138,53 @@ async def test_mic_blocks_arrive_at_real_time_pace_and_hear_what_is_spoken(
     assert backend.stats().overflows == 0
 
 
+async def test_batched_mic_hands_over_every_block_and_speech_onsets_at_once(
+    sound_server: str, speech_wav: Path
+) -> None:
+    # The engine batches the mic while nobody speaks (one loop wake-up per 100 ms): nothing
+    # may be lost or reordered, each block keeps its own capture time, and a loud block (the
+    # onset of speech) must not wait for its batch.
+    backend = RealBackend(use_output=False)
+    await backend.start()
+    backend.pace_mic(100, wake_peak=0.03)
+    blocks: list[MicBlock] = []
+    arrivals: list[float] = []
+    task = asyncio.create_task(collect(backend, blocks, arrivals))
+    started = time.monotonic()
+    await asyncio.sleep(1.0)  # silence first: batches of five
+    speaker = pulse.play_into_mic(speech_wav)
+    await asyncio.sleep(2.6)
+    await backend.stop()
+    await task
+    await asyncio.to_thread(speaker.wait, 5)
+
+    stamps = np.diff([block.captured_at for block in blocks])
+    assert float(np.median(stamps)) == pytest.approx(0.020, abs=0.001)
+    assert float(stamps.min()) > 0.0  # in capture order
+    speech = read_wav(speech_wav)
+    mark, offset = landmark(speech, 0)
+    start = find(pcm_of(blocks), mark) - offset
+    assert start >= 0 and np.array_equal(pcm_of(blocks)[start : start + speech.size], speech)
+
+    quiet = [at for block, at in zip(blocks, arrivals, strict=True) if at < started + 0.9]
+    wakeups = 1 + int(np.count_nonzero(np.diff(quiet) > 0.01))
+    assert len(quiet) >= 40 and wakeups <= len(quiet) // 3, (len(quiet), wakeups)
+
+    def lag(block: MicBlock, at: float) -> float:  # from the block's last sample to the loop
+        return at - block.captured_at - 0.020
+
+    pairs = list(zip(blocks, arrivals, strict=True))
+    quiet_lag = [lag(b, at) for b, at in pairs if at < started + 0.9]
+    loud_lag = [lag(b, at) for b, at in pairs if b.peak >= 0.05]
+    assert len(loud_lag) > 20
+    # Batched blocks wait 40 ms on average for their batch; loud ones go with their callback.
+    assert float(np.median(loud_lag)) < float(np.median(quiet_lag)) - 0.02, (
+        float(np.median(loud_lag)),
+        float(np.median(quiet_lag)),
+    )
+    assert backend.stats().mic_dropped == 0
+
+
 @pytest.mark.parametrize("block_ms", [10, 100])
 async def test_block_length_is_configurable(sound_server: str, block_ms: int) -> None:
     backend = RealBackend(use_output=False, block_ms=block_ms)

@@ -2,6 +2,8 @@
 
 - the engine's tick slows down while nothing time-driven is pending and speeds up the moment
   something is (a push-to-talk hold, assistant audio), against the real local server;
+- the engine batches the mic while nobody speaks, in short batches while the server hears
+  speech, and not at all while push-to-talk is held;
 - `EngineSnapshot.summary` is computed again only when the metrics changed, and always agrees
   with `MetricsTracker.summary()`;
 - `TranscriptView.lines()` hands back the same `Line` objects for unchanged items and new ones
@@ -18,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from voicecli.audio import NullBackend
+from voicecli.audio import FileBackend, NullBackend
 from voicecli.audio.backend import level
 from voicecli.engine import TalkEngine, TalkSettings, opener_for
 from voicecli.protocol.conversation import Conversation, ItemState, PartState
@@ -87,7 +89,12 @@ async def test_the_tick_is_slow_while_listening_and_fast_while_push_to_talk_is_h
         while engine.policy.recording:
             await asyncio.sleep(0.005)
         released_after = asyncio.get_running_loop().time() - held_at
-        for _ in range(1000):  # the turn is sent and answered; the answer plays
+        for _ in range(300):  # the turn is sent and answered
+            if engine.policy.playing:
+                break
+            await asyncio.sleep(0.01)
+        playing = await ticks_during(engine, 0.4)
+        for _ in range(1000):  # the answer plays out
             if engine.policy.state is State.IDLE and engine._out_level == 0.0:
                 break
             await asyncio.sleep(0.01)
@@ -98,10 +105,78 @@ async def test_the_tick_is_slow_while_listening_and_fast_while_push_to_talk_is_h
     assert 5 <= idle <= 15  # 10 a second (idle_tick_s), not 50
     assert first_tick < 0.015  # at once, not at the end of the slow wait
     assert held >= 15  # 50 a second (tick_s) from the key press on
+    assert 5 <= playing <= 12  # 20 a second (playing_tick_s) while the answer plays
     assert 5 <= after <= 15  # slow again once the answer has played
     # The first key's hold ends `hold_first_gap_s` after it, within a fast tick or two.
     gap = settings.turn.hold_first_gap_s
     assert gap <= released_after < gap + 0.1
+
+
+# --- mic batching ------------------------------------------------------------------------
+
+
+class PacedFileBackend(FileBackend):
+    """A file backend that keeps every `pace_mic` request with the state it was made in."""
+
+    engine: TalkEngine | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.paces: list[tuple[int, float, State]] = []
+
+    def pace_mic(self, batch_ms: int, wake_peak: float = 0.0) -> None:
+        assert self.engine is not None
+        self.paces.append((batch_ms, wake_peak, self.engine.policy.state))
+
+
+async def run_paced(audio: PacedFileBackend, settings: TalkSettings, steps: Any) -> None:
+    async with LocalServer(ServerOptions(responder="echo", pace=1)) as server:
+        engine = TalkEngine(settings, opener_for(ConnectionSettings(url=server.url)), audio)
+        audio.engine = engine
+        task = asyncio.create_task(engine.run())
+        while not engine.policy.connected:
+            await asyncio.sleep(0.01)
+        await steps(engine)
+        engine.stop()
+        await task
+
+
+@pytest.mark.slow
+async def test_the_mic_is_batched_while_nobody_speaks_and_not_while_push_to_talk_is_held(
+    speech_wav: Any,
+) -> None:
+    settings = TalkSettings()
+    vad = PacedFileBackend(speech_wav, realtime=True, trailing_silence_ms=1500)
+
+    async def until_answered(engine: TalkEngine) -> None:
+        for _ in range(1000):
+            if engine.metrics.summary().turns:
+                return
+            await asyncio.sleep(0.01)
+
+    await run_paced(vad, settings, until_answered)
+    listening = (settings.mic_batch_ms, settings.mic_wake_peak)
+    assert vad.paces[0][:2] == listening
+    speaking = [pace[:2] for pace in vad.paces if pace[2] is State.USER_SPEAKING]
+    assert speaking and set(speaking) == {(settings.mic_speech_batch_ms, 0.0)}
+    after = vad.paces.index(next(p for p in vad.paces if p[2] is State.USER_SPEAKING))
+    assert listening in [pace[:2] for pace in vad.paces[after:]]  # batching again afterwards
+
+    ptt = PacedFileBackend(speech_wav, realtime=True, trailing_silence_ms=None)
+
+    async def press_and_release(engine: TalkEngine) -> None:
+        await asyncio.sleep(0.1)
+        engine.ptt_toggle()
+        await asyncio.sleep(0.3)
+        engine.ptt_toggle()
+        await asyncio.sleep(0.1)
+
+    await run_paced(ptt, TalkSettings(mode=Mode.PTT), press_and_release)
+    # Not recording: batches, and no onset to hurry (only a press starts a turn).
+    assert ptt.paces[0][:2] == (settings.mic_batch_ms, 0.0)
+    held = [pace for pace in ptt.paces if pace[0] == 0]
+    assert held, ptt.paces
+    assert ptt.paces[-1][:2] == (settings.mic_batch_ms, 0.0)
 
 
 # --- the snapshot's summary -----------------------------------------------------------------

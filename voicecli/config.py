@@ -292,10 +292,31 @@ KEYS: tuple[Key, ...] = (
         "block_ms",
         int,
         20,
-        "Microphone block length in ms (also the send interval).",
+        "Microphone block length in ms (the capture and echo-guard granularity).",
         minimum=10,
         maximum=100,
         flag="--block-ms",
+    ),
+    Key(
+        "audio",
+        "batch_ms",
+        int,
+        100,
+        "While nobody speaks, mic audio is sent in batches this long (fewer wake-ups and "
+        "frames: less CPU); the onset of speech is sent at once. Set it to block_ms to send "
+        "every block.",
+        minimum=10,
+        maximum=500,
+    ),
+    Key(
+        "audio",
+        "speech_batch_ms",
+        int,
+        40,
+        "Batch length while the server hears you speaking: the end of your speech reaches "
+        "its VAD at most this much later. Push-to-talk always sends every block.",
+        minimum=10,
+        maximum=200,
     ),
     Key(
         "audio",
@@ -494,6 +515,8 @@ class AudioSection:
     input_device: str
     output_device: str
     block_ms: int
+    batch_ms: int
+    speech_batch_ms: int
     prebuffer_ms: int
     echo_guard: str
     echo_margin_db: float

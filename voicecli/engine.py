@@ -154,11 +154,24 @@ class TalkSettings:
     echo: EchoSettings = field(default_factory=EchoSettings)
     prices: ModelPrices | None = None
     tick_s: float = 0.02
-    """How often time-driven work runs (hold-to-talk release, playback bookkeeping, levels)
-    while any is pending: assistant audio queued or audible, push-to-talk held."""
+    """How often time-driven work runs while push-to-talk is held (a hold by key repeats
+    ends when the repeats stop: its release is only as exact as this tick)."""
+    playing_tick_s: float = 0.05
+    """How often it runs while assistant audio is queued or audible (playback bookkeeping,
+    the output meter, the state once a reply has played out; the screen redraws at 10 Hz)."""
     idle_tick_s: float = 0.1
     """How often it runs otherwise (noticing a lost device, renewal, response timeouts): a
     session that only listens wakes 10 times a second instead of 50."""
+    mic_batch_ms: int = 100
+    """Mic audio is handed over and sent in batches this long while nobody speaks (each
+    wake-up of the loop and each WebSocket frame costs far more than the audio in it); a
+    block at the onset of speech (`mic_wake_peak`) goes at once."""
+    mic_speech_batch_ms: int = 40
+    """Batch length while the server hears the user speaking: the end of speech reaches its
+    VAD at most this much later than block by block. Push-to-talk sends every block."""
+    mic_wake_peak: float = 0.03
+    """A mic block peaking at or above this (0..1 of full scale, about -30 dBFS) is sent at
+    once while batching: speech onset (and barge-in) is not held back."""
     levels_every_s: float = 0.05
     """How often `LevelsChanged` is published while assistant audio plays (at the idle tick
     otherwise)."""
@@ -188,6 +201,8 @@ class TalkSettings:
                 vad_silence_duration_ms=session.silence_duration_ms,
             ),
             echo=EchoSettings(mode=EchoMode(audio.echo_guard), gate_margin_db=audio.echo_margin_db),
+            mic_batch_ms=audio.batch_ms,
+            mic_speech_batch_ms=audio.speech_batch_ms,
             prices=config.price_for(config.connection.model),
             reconnect=ReconnectSettings(
                 attempts=connection.reconnect_attempts,
@@ -617,6 +632,7 @@ class TalkEngine:
             self._begin_session(self.session)
             if self.audio is not None:
                 await self.audio.start()
+                self._pace_mic()
             self._act(self.policy.on_session_ready())
             await self._serve()
         except ConnectError as exc:
@@ -926,11 +942,11 @@ class TalkEngine:
     async def _tick(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            fast = self._time_driven()
+            delay = self._tick_delay()
+            fast = delay < self.settings.idle_tick_s
             wake = loop.create_future()
             # A slow wait is cut short (`_hurry_tick`) as soon as something time-driven starts.
             self._tick_wake = None if fast else wake
-            delay = self.settings.tick_s if fast else self.settings.idle_tick_s
             timer = loop.call_later(delay, _resolve, wake)
             try:
                 await wake
@@ -939,13 +955,20 @@ class TalkEngine:
                 self._tick_wake = None
             self._on_tick()
 
-    def _time_driven(self) -> bool:
-        """Whether work is pending that needs the fast tick (see `TalkSettings.tick_s`).
+    def _tick_delay(self) -> float:
+        """The wait before the next tick (see `TalkSettings.tick_s` and the two after it).
 
         A reply's first sample is waited for while its part plays; the figure itself comes
         from the backend's played position, so a slower tick does not move it."""
-        policy = self.policy
-        return bool(policy.playing or policy.recording or self._out_level > 0.0)
+        policy, settings = self.policy, self.settings
+        if policy.recording:
+            return settings.tick_s
+        if policy.playing or self._out_level > 0.0:
+            return settings.playing_tick_s
+        return settings.idle_tick_s
+
+    def _time_driven(self) -> bool:
+        return self._tick_delay() < self.settings.idle_tick_s
 
     def _hurry_tick(self) -> None:
         """Tick now if the tick sleeps slowly while time-driven work has just begun."""
@@ -1176,7 +1199,23 @@ class TalkEngine:
         current = (policy.state, policy.muted, policy.mode, policy.recording)
         if current != self._published:
             self._published = current
+            self._pace_mic()
             self._publish(StateChanged(*current))
+
+    def _pace_mic(self) -> None:
+        """Batch the mic while nobody speaks; every block while push-to-talk is held (its
+        release commits what was sent by then)."""
+        if self.audio is None:
+            return
+        policy, settings = self.policy, self.settings
+        if policy.recording:
+            self.audio.pace_mic(0)
+        elif policy.user_speaking and not policy.muted:
+            self.audio.pace_mic(settings.mic_speech_batch_ms)
+        elif policy.muted or policy.mode is Mode.PTT:
+            self.audio.pace_mic(settings.mic_batch_ms)  # nothing urgent: no onset to catch
+        else:
+            self.audio.pace_mic(settings.mic_batch_ms, settings.mic_wake_peak)
 
     def _set_connection(self, status: str, detail: str | None = None) -> None:
         self._connection = status

@@ -146,6 +146,11 @@ class AudioBackend(Protocol):
         first in spans of `PLAYED_SPAN_MS`, and the cursor for the next call (pass 0 first).
         Silence has no entry. For the echo guard."""
 
+    def pace_mic(self, batch_ms: int, wake_peak: float = 0.0) -> None:
+        """Hand mic blocks over in batches of about `batch_ms` (at least one block), but at
+        once when a block's peak reaches `wake_peak` (0..1 of full scale; 0: never). Saves
+        wake-ups where a device calls back; blocks keep their own `captured_at`."""
+
 
 def level(samples: np.ndarray) -> tuple[float, float]:
     """(rms, peak) of int16 samples, 0..1 of full scale."""
@@ -279,6 +284,9 @@ class BackendBase:
         levels, cursor = jitter.played_levels(cursor, span)
         return [PlayedLevel._make(entry) for entry in levels], cursor
 
+    def pace_mic(self, batch_ms: int, wake_peak: float = 0.0) -> None:
+        """File and null input produce blocks on the loop itself: nothing to batch."""
+
     async def drain(self, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.jitter.pending_samples(self._now()) > 0 and not self._output_gone():
@@ -297,7 +305,7 @@ class BackendBase:
     # --- for subclasses ----------------------------------------------------------------------
 
     def _queue_output(self, pcm: bytes, item_id: str, content_index: int) -> None:
-        self.jitter.write(pcm, item_id, content_index)
+        self.jitter.write(pcm, item_id, content_index, now=self._now())
 
     def _now(self) -> float:
         return time.monotonic()

@@ -1,10 +1,17 @@
 """Microphone capture: a PortAudio InputStream whose callback hands blocks to asyncio.
 
-The callback copies `indata` into a preallocated pool of blocks and passes the block's index
-to the loop with `call_soon_threadsafe` (one loop wake-up per block); it never polls, blocks,
-prints or raises. Everything else happens on the asyncio thread: turning the block into bytes
-(the only copy out of the pool), resampling to 24 kHz when the device would not open there,
-the level for the meter, and queueing the `MicBlock`.
+The callback copies `indata` into a preallocated pool of blocks and wakes the loop with
+`call_soon_threadsafe` to hand them over; it never polls, blocks, prints or raises. Everything
+else happens on the asyncio thread: turning the block into bytes (the only copy out of the
+pool), resampling to 24 kHz when the device would not open there, the level for the meter, and
+queueing the `MicBlock`.
+
+Batching: waking the loop is most of what a block costs (a self-pipe write, an epoll wake-up,
+then the append's base64/JSON/WebSocket frame), so the loop can ask for one wake-up per
+`wake_every` blocks; the blocks keep their own capture times and are handed over together (and
+the protocol client sends them as one append). A block at or above `wake_peak` wakes the loop
+at once whatever the batch, so the onset of speech is never held back. The engine chooses both
+(`TalkEngine`: batches while nobody speaks, every block while push-to-talk is held).
 
 Why a pool instead of `bytes(indata)` in the callback: `bench/audio.py` measures both copies
 at a few hundred nanoseconds per block (`bytes()` is about 0.15 us cheaper), which is nothing
@@ -63,8 +70,16 @@ class Capture(DeviceStream):
         self._pool = np.zeros((pool_blocks, self.block_frames, 1), np.int16)
         self._slots = [self._pool[i] for i in range(pool_blocks)]  # views made once, not per call
         self._slot_frames = np.zeros(pool_blocks, np.int64)
+        self._slot_time = np.zeros(pool_blocks, np.float64)  # when each block was captured
         self._pool_size = pool_blocks
         self._seq = 0  # next block the callback writes (callback-owned)
+        self._woken = 0  # blocks the callback has woken the loop for (callback-owned)
+        self._delivered = 0  # blocks handed to the mic queue (loop-owned)
+        # Both set from the loop, read by the callback (single int stores: atomic).
+        self.wake_every = 1
+        """Wake the loop once per this many blocks."""
+        self.wake_peak = 0
+        """Wake it at once for a block whose peak reaches this (int16 units; 0: never)."""
         self._resampler = StreamResampler(rate, SAMPLE_RATE) if rate != SAMPLE_RATE else None
         self._rebuffer = Rebuffer(self.out_block) if self._resampler else None
         self.overflows = 0
@@ -91,8 +106,15 @@ class Capture(DeviceStream):
             delay = time_info.currentTime - adc
             if adc <= 0 or not 0.0 <= delay < 1.0:
                 delay = self._latency + frames / self.rate
-            self._seq = seq + 1
-            self._loop.call_soon_threadsafe(self._deliver, seq, now - delay)
+            self._slot_time[slot] = now - delay
+            self._seq = seq + 1  # publish last: the slot is in place
+            due = seq + 1 - self._woken >= self.wake_every
+            if not due and self.wake_peak:
+                block = self._slots[slot]  # max/min: no temporary array, unlike abs()
+                due = max(int(block.max()), -int(block.min())) >= self.wake_peak
+            if due:
+                self._woken = seq + 1
+                self._loop.call_soon_threadsafe(self._deliver_until, seq + 1)
         except RuntimeError:  # the loop is closed: nobody is listening any more
             self.loop_closed = True
         except Exception:  # noqa: BLE001 - a raise would silently kill the stream
@@ -100,11 +122,23 @@ class Capture(DeviceStream):
 
     # --- asyncio thread ----------------------------------------------------------------------
 
-    def _deliver(self, seq: int, captured_at: float) -> None:
+    def flush(self) -> None:
+        """Hand over every block captured so far, without waiting for the next wake-up."""
+        self._deliver_until(self._seq)
+
+    def _deliver_until(self, end: int) -> None:
+        start = max(self._delivered, end - self._pool_size)
+        self.dropped += start - self._delivered
+        for seq in range(start, end):
+            self._deliver(seq)
+        self._delivered = max(self._delivered, end)
+
+    def _deliver(self, seq: int) -> None:
         if self._seq - seq >= self._pool_size:  # the callback lapped us: slot reused
             self.dropped += 1
             return
         slot = seq % self._pool_size
+        captured_at = float(self._slot_time[slot])
         # The block's bytes are the one copy out of the pool (what MicBlock carries anyway).
         pcm = self._pool[slot, : int(self._slot_frames[slot]), 0].tobytes()
         if self._seq - seq >= self._pool_size:  # ...while we were copying

@@ -89,6 +89,7 @@ class RealBackend(BackendBase):
         self._resampler_key: tuple[str, int] | None = None
         self._flush_handle: asyncio.TimerHandle | None = None
         self._started = False
+        self._mic_pace = (1, 0)  # (blocks per wake-up, peak that wakes at once), int16 units
 
     async def start(self) -> None:
         if self._started:
@@ -122,6 +123,7 @@ class RealBackend(BackendBase):
                 self.capture = Capture(
                     device, rate, self.block_ms, self.mic, loop, self._input_lost
                 )
+                self.capture.wake_every, self.capture.wake_peak = self._mic_pace
             else:
                 self.jitter = JitterBuffer(rate, **self._jitter_options)  # type: ignore[arg-type]
                 if rate != SAMPLE_RATE:
@@ -181,14 +183,14 @@ class RealBackend(BackendBase):
             return  # nobody would hear it; `received` still counts it
         resampler = self._resampler
         if resampler is None:
-            self.jitter.write(pcm, item_id, content_index)
+            self.jitter.write(pcm, item_id, content_index, now=self._now())
             return
         key = (item_id, content_index)
         if key != self._resampler_key:
             self._flush_resampler()
             self._resampler_key = key
         samples = np.frombuffer(pcm, "<i2", count=len(pcm) // 2)
-        self.jitter.write(resampler.process(samples), item_id, content_index)
+        self.jitter.write(resampler.process(samples), item_id, content_index, now=self._now())
         if self._flush_handle is not None:
             self._flush_handle.cancel()
         loop = asyncio.get_running_loop()
@@ -206,6 +208,21 @@ class RealBackend(BackendBase):
             self._resampler.flush()  # the tail belongs to the audio being dropped
             self._resampler_key = None
         super().clear()
+
+    # --- input pacing ------------------------------------------------------------------------
+
+    def pace_mic(self, batch_ms: int, wake_peak: float = 0.0) -> None:
+        blocks = max(1, round(batch_ms / self.block_ms))
+        peak = max(0, min(32767, round(wake_peak * 32768)))
+        if (blocks, peak) == self._mic_pace:
+            return
+        shorter = blocks < self._mic_pace[0]
+        self._mic_pace = (blocks, peak)
+        capture = self.capture
+        if capture is not None:
+            capture.wake_every, capture.wake_peak = blocks, peak
+            if shorter:
+                capture.flush()  # what waited for the longer batch goes now
 
     # --- stats -------------------------------------------------------------------------------
 

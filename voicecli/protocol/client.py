@@ -45,6 +45,9 @@ MIN_COMMIT_MS = 100
 """The server refuses to commit less audio than this (`input_audio_buffer_commit_empty`)."""
 
 _SENT_HISTORY = 256
+_MAX_MERGED_AUDIO = 48_000
+"""Bytes of appended audio merged into one `input_audio_buffer.append` at most (1 s of pcm16;
+the API allows 15 MiB, but a long frame would hold up the events queued after it)."""
 """How many sent event ids are remembered for matching errors."""
 
 
@@ -76,6 +79,10 @@ class RealtimeClient:
         self._counter = 0
         self._events: list[ev.Event] = []
         self._outgoing: list[str] = []
+        # Appended audio not yet framed: consecutive appends become one frame when the writer
+        # next asks (one base64/JSON/WebSocket frame instead of one per mic block).
+        self._pending_audio: list[bytes] = []
+        self._pending_audio_bytes = 0
         self._sent: OrderedDict[str, str] = OrderedDict()
 
         self._session = SessionConfig()
@@ -175,7 +182,12 @@ class RealtimeClient:
         return events
 
     def data_to_send(self) -> list[str]:
-        """JSON text frames to write, in order; each frame is returned once."""
+        """JSON text frames to write, in order; each frame is returned once.
+
+        Audio appended since the last call goes out as one `input_audio_buffer.append`
+        (several when it exceeds 1 s), in its place among the other events.
+        """
+        self._frame_pending_audio()
         frames, self._outgoing = self._outgoing, []
         return frames
 
@@ -199,7 +211,10 @@ class RealtimeClient:
         self._input_bytes[self._input_format] = self._input_bytes.get(self._input_format, 0) + len(
             pcm
         )
-        self._send(encode.audio_append(pcm, event_id=self._next_id()))
+        if self._pending_audio_bytes + len(pcm) > _MAX_MERGED_AUDIO:
+            self._frame_pending_audio()
+        self._pending_audio.append(pcm)
+        self._pending_audio_bytes += len(pcm)
 
     def commit_audio(self) -> bool:
         """Send `input_audio_buffer.commit`; `False` and nothing sent with < 100 ms buffered."""
@@ -312,7 +327,17 @@ class RealtimeClient:
         self._counter += 1
         return f"item_{self._prefix}_{self._counter}"
 
+    def _frame_pending_audio(self) -> None:
+        if not self._pending_audio:
+            return
+        pcm = b"".join(self._pending_audio)
+        self._pending_audio.clear()
+        self._pending_audio_bytes = 0
+        self._send(encode.audio_append(pcm, event_id=self._next_id()))
+
     def _send(self, wire: Mapping[str, Any]) -> str:
+        if self._pending_audio and wire["type"] != "input_audio_buffer.append":
+            self._frame_pending_audio()  # audio appended before this event goes before it
         event_id = str(wire["event_id"])
         self._sent[event_id] = str(wire["type"])
         while len(self._sent) > _SENT_HISTORY:

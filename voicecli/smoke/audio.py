@@ -123,6 +123,9 @@ class SmokeAudio:
     def played_levels(self, cursor: int = 0) -> tuple[list[PlayedLevel], int]:
         return self.speaker.played_levels(cursor)
 
+    def pace_mic(self, batch_ms: int, wake_peak: float = 0.0) -> None:
+        """The smoke run feeds its mic blocks itself: nothing to batch."""
+
     # --- turns -------------------------------------------------------------------------------
 
     async def feed(self, samples: np.ndarray) -> None:
