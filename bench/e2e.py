@@ -239,11 +239,13 @@ class Probe:
 
     def on_sent(self, text: str) -> None:
         match = _TYPE.search(text[:80])
-        if match and match.group(1) == "input_audio_buffer.append" and self._appends:
+        if match and match.group(1) == "input_audio_buffer.append":
+            # The client frames every block appended so far as one append (batching).
             now = time.monotonic()
-            block_end, handed = self._appends.popleft()
-            self.upstream_ms.append((now - block_end) * 1000)
-            self.engine_upstream_ms.append((now - handed) * 1000)
+            while self._appends:
+                block_end, handed = self._appends.popleft()
+                self.upstream_ms.append((now - block_end) * 1000)
+                self.engine_upstream_ms.append((now - handed) * 1000)
 
     def block_handed(self, captured_at: float, samples: int) -> None:
         self._block = (captured_at + samples / 24000, time.monotonic())
@@ -483,8 +485,9 @@ def conversation_rows(run: Conversation) -> list[Row]:
         (
             "Upstream: mic block captured -> append frame sent",
             stats_ms(probe.upstream_ms),
-            f"{len(probe.upstream_ms)} blocks of 20 ms; inside the engine: "
-            f"{stats_ms(probe.engine_upstream_ms)}",
+            f"{len(probe.upstream_ms)} blocks of 20 ms, batched as talk does (up to 100 ms "
+            "while nobody speaks, 40 ms while the server hears speech, onsets at once); "
+            f"inside the engine: {stats_ms(probe.engine_upstream_ms)}",
         )
     )
     if len(deltas_sent) == len(deltas_received):

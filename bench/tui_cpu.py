@@ -333,10 +333,12 @@ def write(chosen: list[Scenario], window: float, repeat: int, load: tuple[float,
         "blocks) with empty callbacks: PortAudio's and the plugin's threads and 100 callbacks "
         "a second into Python. Every audio row pays it; a sound card that ALSA drives "
         "directly would cost less.",
-        "- Every audio row: 50 mic blocks a second, each one wake-up of the event loop and one "
-        "`input_audio_buffer.append` frame (base64 + JSON + WebSocket write: on loopback the "
-        "write syscall also does the server side's TCP receive). The engine's 20 ms tick runs "
-        "only while assistant audio plays or push-to-talk is held, else every 100 ms.",
+        "- Every audio row: 50 mic blocks a second, handed to the event loop in batches (one "
+        "wake-up and one `input_audio_buffer.append` frame per 100 ms while nobody speaks, per "
+        "40 ms while the server hears speech, a loud block at once; base64 + JSON + WebSocket "
+        "write per frame: on loopback the write syscall also does the server side's TCP "
+        "receive). The engine ticks every 50 ms while assistant audio plays, every 20 ms while "
+        "push-to-talk is held, else every 100 ms.",
         "- The UI redraws at most 10 times a second from `engine.snapshot()`, and only what "
         "changed (fixed-size widgets repaint without a layout pass; the meters only when a "
         "level crosses a cell, from lines drawn before; containers with nothing to draw are "

@@ -103,6 +103,7 @@ async def test_speech_played_arrives_bit_exact_through_capture(
     stats = backend.stats()
     assert stats.callback_errors == 0 and stats.underruns == 0
     assert backend.played_ms("item_1", 0) == speech.size * 1000 // RATE
+    assert backend.jitter.stats().spurts == 1  # the deltas' arrival times reached the buffer
 
 
 async def test_mic_blocks_arrive_at_real_time_pace_and_hear_what_is_spoken(

@@ -98,7 +98,7 @@ class AudioStats:
     buffered_ms: int = 0
     """Assistant audio queued and not yet handed to the device."""
     prebuffer_ms: int = 0
-    """Current prebuffer target (grows after underruns)."""
+    """Current prebuffer target (sized from recent delivery delays; grows after underruns)."""
     callback_errors: int = 0
     """Exceptions caught inside audio callbacks (each one is a bug; the stream kept running)."""
     device_lost: str | None = None
