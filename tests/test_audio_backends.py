@@ -18,6 +18,7 @@ import pytest
 from voicecli.audio import AudioBackend, FileBackend, MicBlock, NullBackend, RealBackend
 from voicecli.audio.backend import MicQueue
 from voicecli.audio.resample import Rebuffer, StreamResampler, resample
+from voicecli.audio.stream import StallWatch
 from voicecli.audio.wav import WavWriter, read_wav
 from voicecli.errors import AudioError
 
@@ -272,3 +273,15 @@ def test_capture_callback_survives_a_closed_loop_and_counts_overflows() -> None:
     capture._callback(np.ones((480, 1), np.int16), 480, Timing(), Flags())
     assert capture.loop_closed and capture.overflows == 1 and capture.callback_errors == 0
     assert np.array_equal(capture._pool[0, :, 0], np.ones(480, np.int16))
+
+
+def test_the_stall_watch_fires_only_after_the_counter_stood_still_long_enough() -> None:
+    watch = StallWatch(limit_s=2.0)
+    assert not watch.stalled(0, now=10.0)  # first look: nothing to compare with
+    assert not watch.stalled(5, now=11.0)
+    assert not watch.stalled(9, now=13.5)  # moving, however slowly
+    assert not watch.stalled(9, now=15.4)
+    assert watch.stalled(9, now=15.5)  # still 9 after 2 s
+    assert not watch.stalled(10, now=15.6)  # moving again: the watch starts over
+    assert not watch.stalled(10, now=17.5)
+    assert watch.stalled(10, now=17.6)

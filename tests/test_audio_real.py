@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -365,6 +366,42 @@ async def test_a_device_lost_mid_stream_is_reported_and_the_session_goes_on(
         stats = backend.stats()
         assert stats.device_lost is not None and "output device" in stats.device_lost
         assert await backend.drain(timeout=1)
+        await backend.stop()
+    finally:
+        pulse.stop(server_pid)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+async def test_a_device_that_stops_calling_back_is_reported_lost(
+    sound_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A suspended sink: PortAudio reports nothing, the callbacks just stop coming.
+    directory = Path(tempfile.mkdtemp(prefix="vc-pa-"))
+    server_pid = await asyncio.to_thread(start_private_pulse, directory)
+    server = f"unix:{directory}/native"
+    try:
+        monkeypatch.setenv("PULSE_SERVER", server)
+        lost: list[str] = []
+        backend = RealBackend(on_device_lost=lost.append)
+        await backend.start()
+        task = asyncio.create_task(collect(backend, [], []))
+        backend.play(np.full(RATE * 10, 1000, np.int16).tobytes(), "item_s", 0)
+        for _ in range(30):  # 3 s of healthy streams, polled as the engine does: no alarm
+            backend.stats()
+            await asyncio.sleep(0.1)
+        assert lost == []
+        for sink in ("spk", "mic"):  # the speaker, and the sink whose monitor is the mic
+            subprocess.run(["pactl", "--server", server, "suspend-sink", sink, "1"], check=True)
+        suspended_at = time.monotonic()
+        while len(lost) < 2 and time.monotonic() - suspended_at < 6:
+            backend.stats()
+            await asyncio.sleep(0.1)
+        took = time.monotonic() - suspended_at
+        assert sorted(message.split()[0] for message in lost) == ["input", "output"], lost
+        assert all("stopped calling back" in message for message in lost)
+        assert 2.0 < took < 4.0, took
+        await asyncio.wait_for(task, 2)  # the mic iterator ended instead of hanging
+        assert "output device" in (backend.stats().device_lost or "")
         await backend.stop()
     finally:
         pulse.stop(server_pid)

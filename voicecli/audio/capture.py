@@ -120,6 +120,9 @@ class Capture(DeviceStream):
         except Exception:  # noqa: BLE001 - a raise would silently kill the stream
             self.callback_errors += 1
 
+    def _progress(self) -> int:
+        return self._seq
+
     # --- asyncio thread ----------------------------------------------------------------------
 
     def flush(self) -> None:

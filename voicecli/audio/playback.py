@@ -49,6 +49,8 @@ class Playback(DeviceStream):
         super().__init__(device, rate, block_ms, loop, on_lost)
         self.jitter = jitter
         self.device_underflows = 0
+        self.calls = 0
+        """Callbacks run so far (the stall watch's progress)."""
 
     # --- audio thread ------------------------------------------------------------------------
 
@@ -65,3 +67,7 @@ class Playback(DeviceStream):
         except Exception:  # noqa: BLE001 - a raise would silently kill the stream
             self.callback_errors += 1
             outdata.fill(0)
+        self.calls += 1
+
+    def _progress(self) -> int:
+        return self.calls

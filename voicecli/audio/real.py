@@ -3,13 +3,14 @@
 Devices are chosen by index or name substring (`None` = the system default). Each stream
 opens at 24 kHz when the device accepts it, else at the device's native rate with soxr
 converting on the asyncio side. A stream that dies mid-session (device unplugged, sound server
-gone) is reported through `stats().device_lost` and `on_device_lost`; the session keeps
-running without it.
+gone), or that stops calling back for a few seconds (suspended or hung), is reported through
+`stats().device_lost` and `on_device_lost`; the session keeps running without it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -228,6 +229,11 @@ class RealBackend(BackendBase):
 
     def _extra_stats(self) -> dict[str, object]:
         capture, playback = self.capture, self.playback
+        # Polled with the stats (the engine does every tick): a stalled stream is lost.
+        now = time.monotonic()
+        for stream in (capture, playback):
+            if stream is not None and not stream.lost:
+                stream.check_stall(now)
         return {
             "overflows": capture.overflows if capture else 0,
             "device_underflows": playback.device_underflows if playback else 0,

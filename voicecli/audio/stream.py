@@ -5,6 +5,12 @@ class opens the mono int16 stream with it, closes it once (from whichever side g
 first), and turns a stream that ends on its own (device unplugged, sound server gone) into one
 `on_lost` call on the asyncio thread. `open()` and `close()` are blocking PortAudio calls:
 run them off the loop.
+
+A stream can also stall without ending: a suspended sound server sink, a Bluetooth device that
+drops out, a driver that hangs. PortAudio reports nothing then; the callback simply stops
+coming. `check_stall()` (polled from the asyncio side) turns a callback that has not run for a
+few seconds into the same one `on_lost` call, so the session says so instead of showing the
+assistant "speaking" for ever.
 """
 
 from __future__ import annotations
@@ -19,7 +25,26 @@ import numpy as np
 from voicecli.audio.devices import DeviceInfo, Kind, load_sounddevice
 
 
-__all__ = ["DeviceStream"]
+__all__ = ["DeviceStream", "StallWatch"]
+
+STALL_S = 2.5
+"""A running stream whose callback has not run for this long is reported lost. Callbacks come
+every 10-100 ms; even a starved machine's xruns delay them by far less."""
+
+
+class StallWatch:
+    """Whether a counter the audio callback advances has stood still for `limit_s` (pure)."""
+
+    def __init__(self, limit_s: float = STALL_S) -> None:
+        self.limit_s = limit_s
+        self._progress: int | None = None
+        self._since = 0.0
+
+    def stalled(self, progress: int, now: float) -> bool:
+        if progress != self._progress:
+            self._progress, self._since = progress, now
+            return False
+        return now - self._since >= self.limit_s
 
 
 class DeviceStream:
@@ -53,6 +78,7 @@ class DeviceStream:
         self._latency = 0.0
         self._closing = False
         self.lost = False
+        self._watch = StallWatch()
         self.callback_errors = 0
         """Exceptions caught in the callback (each one a bug; the stream kept running)."""
 
@@ -103,14 +129,25 @@ class DeviceStream:
             except RuntimeError:  # the loop is closed: nobody is left to tell
                 pass
 
+    def _progress(self) -> int:
+        """A count the callback advances each time it runs (read from the asyncio thread)."""
+        raise NotImplementedError
+
     # --- asyncio thread ----------------------------------------------------------------------
 
-    def _lost(self) -> None:
+    def check_stall(self, now: float) -> None:
+        """Report the stream lost if its callback has stopped coming (see the module doc)."""
+        if self._closing or self._stream is None:
+            return
+        if self._watch.stalled(self._progress(), now):
+            self._lost(
+                f"stopped calling back ({self._watch.limit_s:g} s without audio: device "
+                "suspended, disconnected or hung)"
+            )
+
+    def _lost(self, why: str = "stopped (unplugged or sound server gone)") -> None:
         if self._closing:
             return
         self._closing = True
         self.lost = True
-        self._on_lost(
-            f"{self.direction} device {self.device.label()} stopped "
-            "(unplugged or sound server gone)"
-        )
+        self._on_lost(f"{self.direction} device {self.device.label()} {why}")
