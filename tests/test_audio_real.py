@@ -140,6 +140,19 @@ async def test_mic_blocks_arrive_at_real_time_pace_and_hear_what_is_spoken(
     assert backend.stats().overflows == 0
 
 
+async def test_a_batch_never_outgrows_half_the_capture_pool(sound_server: str) -> None:
+    backend = RealBackend(use_output=False, block_ms=10)
+    await backend.start()
+    try:
+        assert backend.capture is not None
+        backend.pace_mic(500, wake_peak=0.03)  # 50 blocks of 10 ms: the whole pool
+        assert backend.capture.wake_every == 25 and backend.capture.wake_peak == 983
+        backend.pace_mic(40)
+        assert backend.capture.wake_every == 4 and backend.capture.wake_peak == 0
+    finally:
+        await backend.stop()
+
+
 async def test_batched_mic_hands_over_every_block_and_speech_onsets_at_once(
     sound_server: str, speech_wav: Path
 ) -> None:

@@ -36,6 +36,7 @@ from voicecli.errors import AudioError
 __all__ = ["RealBackend"]
 
 _RESAMPLER_IDLE_FLUSH_S = 0.05  # push the resampler's tail out when deltas pause this long
+_CAPTURE_POOL = 50  # mic blocks the loop may lag behind before the oldest are overwritten
 
 
 class RealBackend(BackendBase):
@@ -122,7 +123,13 @@ class RealBackend(BackendBase):
         for kind, device, rate in plans:
             if kind == "input":
                 self.capture = Capture(
-                    device, rate, self.block_ms, self.mic, loop, self._input_lost
+                    device,
+                    rate,
+                    self.block_ms,
+                    self.mic,
+                    loop,
+                    self._input_lost,
+                    pool_blocks=_CAPTURE_POOL,
                 )
                 self.capture.wake_every, self.capture.wake_peak = self._mic_pace
             else:
@@ -213,7 +220,8 @@ class RealBackend(BackendBase):
     # --- input pacing ------------------------------------------------------------------------
 
     def pace_mic(self, batch_ms: int, wake_peak: float = 0.0) -> None:
-        blocks = max(1, round(batch_ms / self.block_ms))
+        # At most half the capture pool: a batch must be read before the callback laps it.
+        blocks = max(1, min(round(batch_ms / self.block_ms), _CAPTURE_POOL // 2))
         peak = max(0, min(32767, round(wake_peak * 32768)))
         if (blocks, peak) == self._mic_pace:
             return
