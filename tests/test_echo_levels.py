@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -131,8 +132,8 @@ async def test_every_backend_reports_played_levels_by_dac_time() -> None:
         assert levels[-1].end - levels[0].start == pytest.approx(0.2, abs=0.001)
 
 
-async def test_the_simulated_mic_can_hear_the_simulated_speaker() -> None:
-    backend = NullBackend(echo_gain_db=-6.0, echo_delay_ms=40, prebuffer_ms=0)
+async def start_listening(backend: Any) -> tuple[list[MicBlock], asyncio.Task[None]]:
+    """Start `backend`; the task collects its mic blocks into the list until it stops."""
     blocks: list[MicBlock] = []
 
     async def listen() -> None:
@@ -140,7 +141,12 @@ async def test_the_simulated_mic_can_hear_the_simulated_speaker() -> None:
             blocks.append(block)
 
     await backend.start()
-    task = asyncio.create_task(listen())
+    return blocks, asyncio.create_task(listen())
+
+
+async def test_the_simulated_mic_can_hear_the_simulated_speaker() -> None:
+    backend = NullBackend(echo_gain_db=-6.0, echo_delay_ms=40, prebuffer_ms=0)
+    blocks, task = await start_listening(backend)
     try:
         await asyncio.sleep(0.1)
         played = (np.cos(np.arange(4800) * 2 * np.pi * 500 / RATE) * 16000).astype(np.int16)
@@ -181,14 +187,7 @@ async def test_dac_and_adc_times_agree_through_a_real_loopback(
 
     monkeypatch.setenv("PULSE_SOURCE", "spk.monitor")  # the mic hears the speaker
     backend = RealBackend(input_rate=device_rate, output_rate=device_rate)
-    blocks: list[MicBlock] = []
-
-    async def listen() -> None:
-        async for block in backend.mic_blocks():
-            blocks.append(block)
-
-    await backend.start()
-    task = asyncio.create_task(listen())
+    blocks, task = await start_listening(backend)
     burst = np.concatenate(
         [
             (np.sin(np.arange(2400) * 2 * np.pi * 1000 / RATE) * 12000).astype(np.int16),

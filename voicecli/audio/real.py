@@ -240,7 +240,7 @@ class RealBackend(BackendBase):
         # Polled with the stats (the engine does every tick): a stalled stream is lost.
         now = time.monotonic()
         for stream in (capture, playback):
-            if stream is not None and not stream.lost:
+            if stream is not None:
                 stream.check_stall(now)
         return {
             "overflows": capture.overflows if capture else 0,
