@@ -183,6 +183,7 @@ class SessionGaps:
     prebuffer_ms: list[float] = field(default_factory=list)  # ours only
     first_sample_ms: list[float] = field(default_factory=list)
     spurts: int = 0  # talk spurts the delay estimator saw (0: no arrival times reached it)
+    stretched_ms: list[float] = field(default_factory=list)  # ours only, per response
 
 
 def schedules_for(
@@ -222,7 +223,7 @@ async def session_ours(schedules: list[Schedule], costs: list[int]) -> SessionGa
     from voicecli.audio.playback import Playback
 
     probe = Probe(keep_output=True)
-    starts, asked, targets = [], [], []
+    starts, asked, targets, stretched = [], [], [], []
     with probed(Playback, probe, output=True):
         backend = RealBackend(use_input=False)
         await backend.start()
@@ -232,20 +233,25 @@ async def session_ours(schedules: list[Schedule], costs: list[int]) -> SessionGa
         for index, schedule in enumerate(schedules):
             starts.append(len(probe.produced))
             item = f"response_{index}"
+            before = backend.jitter.stats().stretched
             play = FirstPlay(
                 lambda pcm, item=item: backend.play(pcm, item, 0),
                 lambda: targets.append(backend.jitter.prebuffer * 1000 / rate),
             )
             await deliver(play, schedule)
+            backend.end_part(item, 0)  # the done event, right after the last delta
             asked.append(play.at)
             await backend.drain(timeout=5)
+            stretched.append((backend.jitter.stats().stretched - before) * 1000 / rate)
             await asyncio.sleep(0.3)
         stats = backend.stats()
         await backend.stop()
     costs.extend(probe.costs_ns)
     waits = [first_sample_ms(probe, start, at) for start, at in zip(starts, asked, strict=True)]
     spurts = backend.jitter.stats().spurts
-    return SessionGaps(per_response(probe, starts), stats.underruns, targets, waits, spurts)
+    return SessionGaps(
+        per_response(probe, starts), stats.underruns, targets, waits, spurts, stretched
+    )
 
 
 async def session_naive(schedules: list[Schedule], costs: list[int]) -> SessionGaps:
@@ -349,6 +355,7 @@ def underrun_rows(name: str, found: Underruns, seconds: float) -> list[Row]:
         f"median {np.median(targets):.0f} ms, max {np.max(targets):.0f} ms" if targets else "-"
     )
     waits_later_text = f"{np.median(waits_later):.0f} ms" if waits_later else "-"
+    stretched = [ms for session in found.ours for ms in session.stretched_ms]
     return [
         (
             f"Underruns, {label}",
@@ -357,7 +364,7 @@ def underrun_rows(name: str, found: Underruns, seconds: float) -> list[Row]:
             f"{silent_later:.0f} ms (stats.underruns={counted}); "
             f"naive: {naive_gaps} gaps / {naive_silent:.0f} ms",
             f"goal 0; naive/ours: gaps {ratio(naive_gaps, gaps_all)}, "
-            f"silent ms {ratio(naive_silent, silent_all)}",
+            f"silent ms {ratio(naive_silent, silent_all)}; {stretch_text(stretched)}",
         ),
         (
             f"Prebuffer at response start, {name} (what adapting costs)",
@@ -573,24 +580,35 @@ def offline_costs() -> dict[str, tuple[float, float]]:
 
 
 def simulated_session(
-    make: Callable[..., Schedule], seeds: list[int], seconds: float, timed: bool, phase: float
-) -> tuple[list[int], list[float]]:
+    make: Callable[..., Schedule],
+    seeds: list[int],
+    seconds: float,
+    phase: float,
+    timed: bool = True,
+    stretch: bool = True,
+) -> tuple[list[int], list[float], list[float]]:
     """One session through a `JitterBuffer` with the backend's defaults, its consumer a steady
-    20 ms callback: (gaps per response, prebuffer in ms at each response's start). Chunks are
-    written when due, before the callback of that moment; `timed=False` passes no arrival
-    times (the fixed prebuffer and its raise-on-underrun fallback only)."""
+    20 ms callback: (gaps per response, prebuffer in ms at each response's start, ms stretched
+    per response). Chunks are written when due, before the callback of that moment, and the
+    part is finished after its last chunk (its done event); a low-water signal is answered
+    with `stretch()` before the next callback, as the loop does between two device callbacks.
+    `timed=False` passes no arrival times (the fixed prebuffer and its raise-on-underrun
+    fallback only); `stretch=False` never stretches."""
     from voicecli.audio.jitter import JitterBuffer
 
-    buffer = JitterBuffer(RATE, prebuffer_ms=60, max_prebuffer_ms=200)
+    buffer = JitterBuffer(
+        RATE, prebuffer_ms=60, max_prebuffer_ms=200, max_stretch_ms=200 if stretch else 0
+    )
     out = np.zeros(BLOCK, np.int16)
     tick = phase  # in blocks: the consumer's phase is a fraction of one
-    counts, targets = [], []
+    counts, targets, stretched = [], [], []
+    lows = 0
     for index, seed in enumerate(seeds):
         schedule = make(offset_chirp(seconds, seed), seed)
         start = (tick + 10) * BLOCK / RATE  # 200 ms after the previous response drained
-        total = sum(len(pcm) // 2 for _, pcm in schedule)
-        played, produced, next_chunk = 0, [], 0
-        while next_chunk < len(schedule) or played < total:
+        before = buffer.stats().stretched
+        produced, next_chunk = [], 0
+        while next_chunk < len(schedule) or buffer.buffered > 0:
             now = tick * BLOCK / RATE
             while next_chunk < len(schedule) and start + schedule[next_chunk][0] <= now:
                 at, pcm = schedule[next_chunk]
@@ -598,41 +616,74 @@ def simulated_session(
                 if next_chunk == 0:
                     targets.append(buffer.prebuffer * 1000 / RATE)
                 next_chunk += 1
-            played += buffer.read_into(out, now)
+                if next_chunk == len(schedule):
+                    buffer.finish(f"r{index}", 0)
+            buffer.read_into(out, now)
+            if buffer.low_signals != lows:
+                lows = buffer.low_signals
+                buffer.stretch()
             produced.append(out.copy())
             tick += 1
         counts.append(gaps(np.concatenate(produced))[0])
+        stretched.append((buffer.stats().stretched - before) * 1000 / RATE)
         tick += 15  # 300 ms of idle callbacks before the next response
         for _ in range(15):
             buffer.read_into(out, tick * BLOCK / RATE)
-    return counts, targets
+    return counts, targets, stretched
+
+
+SIMULATED_VARIANTS = {
+    "ours": {"timed": True, "stretch": True},
+    "no stretching": {"timed": True, "stretch": False},
+    "fixed 60 ms": {"timed": False, "stretch": False},
+}
 
 
 def simulated_rows(name: str, make: Callable[..., Schedule], sessions: int) -> list[Row]:
     rng = np.random.default_rng(0)
-    found: dict[bool, tuple[int, int, list[float]]] = {}
     phases = rng.uniform(0, 1, sessions)
-    for timed in (True, False):
+    found: dict[str, tuple[int, int, list[float], list[float]]] = {}
+    for variant, options in SIMULATED_VARIANTS.items():
         first = later = 0
         targets: list[float] = []
+        stretched: list[float] = []
         for session in range(sessions):
             seeds = [10 * session + response + 1 for response in range(5)]
-            counts, starts = simulated_session(make, seeds, 2.0, timed, phases[session])
+            counts, starts, lengthened = simulated_session(
+                make, seeds, 2.0, phases[session], **options
+            )
             first += counts[0]
             later += sum(counts[1:])
             targets += starts[1:]
-        found[timed] = (first, later, targets)
-    first, later, targets = found[True]
-    fixed_first, fixed_later, _ = found[False]
+            stretched += lengthened
+        found[variant] = (first, later, targets, stretched)
+    first, later, targets, stretched = found["ours"]
+    others = "; ".join(
+        f"{variant}: {found[variant][0]} / {found[variant][1]}"
+        for variant in SIMULATED_VARIANTS
+        if variant != "ours"
+    )
     return [
         (
             f"Underruns, {name}, simulated consumer ({sessions} sessions x 5 responses)",
-            f"first responses {first} gaps in {sessions}, later ones {later} in {4 * sessions}; "
-            f"without arrival times (fixed 60 ms): {fixed_first} / {fixed_later}",
+            f"first responses {first} gaps in {sessions}, later ones {later} in "
+            f"{4 * sessions}; {others}",
             f"steady 20 ms callbacks, no device; prebuffer at later responses' start: median "
-            f"{np.median(targets):.0f} ms, max {np.max(targets):.0f} ms",
+            f"{np.median(targets):.0f} ms, max {np.max(targets):.0f} ms; "
+            f"{stretch_text(stretched)}",
         )
     ]
+
+
+def stretch_text(stretched: list[float]) -> str:
+    """What stretching cost: how many responses it lengthened, and by how much."""
+    touched = [ms for ms in stretched if ms > 0]
+    if not touched:
+        return f"stretched: none of {len(stretched)} responses"
+    return (
+        f"stretched: {len(touched)} of {len(stretched)} responses, by median "
+        f"{np.median(touched):.0f} ms, max {max(touched):.0f} ms"
+    )
 
 
 # --- the table --------------------------------------------------------------------------------
@@ -650,13 +701,17 @@ HOW = """How it is measured:
   given apart. Ours and the naive player run at the same time on the same schedules (two
   streams on the same sink). Jitter: deltas of 20-120 ms due at real time, each 0-80 ms
   late, in order. Bursts: 300-800 ms of audio sent at 10x real time, each burst due at real
-  time + 0-80 ms.
+  time + 0-80 ms. The backend is told the response's audio is done right after its last
+  delta (as the engine does on the done event). "Stretched": responses the player
+  lengthened by repeating pitch periods while it ran low (see `JitterBuffer.stretch`), and
+  by how much: the price of the gaps it avoided.
 - What adapting costs: the prebuffer in effect when each response's first delta was
   written, and the time from that `play()` to the callback that handed the first sample.
 - Simulated consumer: the same schedules (seeds 1-5, 11-15, ... per session) through a
   `JitterBuffer` with the backend's defaults, drained by a steady 20 ms callback without a
-  device, with arrival times and without (the fixed 60 ms and its raise-on-underrun only);
-  enough sessions to show rates that 25 real responses cannot. A real device's callbacks are
+  device, a low-water signal answered with `stretch()` before the next callback; beside it
+  the same without stretching, and without arrival times either (the fixed 60 ms and its
+  raise-on-underrun only); enough sessions to show rates that 25 real responses cannot. A real device's callbacks are
   less regular (on these PulseAudio null sinks they drift up to about 6 ms early and back).
 - Mic block -> append: from the capture callback's entry to `json.dumps(audio_append(pcm))`
   finishing on the asyncio loop.

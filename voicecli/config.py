@@ -331,6 +331,17 @@ KEYS: tuple[Key, ...] = (
     ),
     Key(
         "audio",
+        "max_stretch_ms",
+        int,
+        200,
+        "When the next assistant audio is late and playback runs low, the queued audio is "
+        "played slower by repeating pitch periods (no gap, pitch unchanged); at most this "
+        "many ms per stretch of speech. 0 turns it off: late audio then gaps.",
+        minimum=0,
+        maximum=1000,
+    ),
+    Key(
+        "audio",
         "echo_guard",
         str,
         "gate",
@@ -518,6 +529,7 @@ class AudioSection:
     batch_ms: int
     speech_batch_ms: int
     prebuffer_ms: int
+    max_stretch_ms: int
     echo_guard: str
     echo_margin_db: float
     ptt_style: str

@@ -1071,6 +1071,8 @@ class TalkEngine:
         )
 
     def _on_audio_done(self, event: ev.AudioDone, now: float) -> None:
+        if self.audio is not None:
+            self.audio.end_part(event.item_id, event.content_index)
         self._act(self.policy.on_output_audio_done(event.item_id, event.content_index))
 
     def _on_output_text(self, event: ev.TranscriptDelta | ev.TextDelta, now: float) -> None:

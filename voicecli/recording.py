@@ -15,8 +15,12 @@ Timeline: a mic block goes where its first sample was captured (`MicBlock.captur
 monotonic clock). Assistant audio goes where the player starts it: right after what is
 already queued, or, when the player ran dry, once its prebuffer has filled (the caller says
 how long that is: `AudioStats.prebuffer_ms`); a barge-in (`clear`) cuts it where the fade
-began. Measured against the simulated speaker this is right to within one audio block
-(20 ms: the player starts on block boundaries). The output device's own latency is not
+began. Measured against the simulated speaker this is right to within one audio block (20 ms:
+the player starts on block boundaries), and to within what the player stretched: the
+assistant audio is recorded as received, so where the player played pitch periods twice
+while the next delta was late (`AudioStats.stretched_ms`), the rest of that reply reached the
+speaker that much later than the recording shows (a recording with holes where no sound was
+would be worse). The output device's own latency is not
 modelled: with a real sound card the right channel runs that much (typically 10-50 ms) early.
 
 Both files are written as the session goes: the WAV header is updated with every block of

@@ -99,6 +99,8 @@ class AudioStats:
     """Assistant audio queued and not yet handed to the device."""
     prebuffer_ms: int = 0
     """Current prebuffer target (sized from recent delivery delays; grows after underruns)."""
+    stretched_ms: int = 0
+    """Assistant audio lengthened by repeating pitch periods while the next delta was late."""
     callback_errors: int = 0
     """Exceptions caught inside audio callbacks (each one is a bug; the stream kept running)."""
     device_lost: str | None = None
@@ -130,6 +132,10 @@ class AudioBackend(Protocol):
 
     def clear(self) -> None:
         """Barge-in: fade out within 15 ms and drop everything queued."""
+
+    def end_part(self, item_id: str, content_index: int) -> None:
+        """No more audio comes for this part (its done event): playback stops stretching
+        its end while waiting for more."""
 
     def played_ms(self, item_id: str, content_index: int) -> int:
         """How much of this part the listener has heard, corrected by output latency; after
@@ -224,6 +230,7 @@ class BackendBase:
         prebuffer_ms: float = 60,
         max_prebuffer_ms: float = 200,
         fade_ms: float = 15,
+        max_stretch_ms: float = 200,
         on_device_lost: Callable[[str], None] | None = None,
     ) -> None:
         if not 10 <= block_ms <= 100:
@@ -234,6 +241,7 @@ class BackendBase:
             "prebuffer_ms": prebuffer_ms,
             "max_prebuffer_ms": max_prebuffer_ms,
             "fade_ms": fade_ms,
+            "max_stretch_ms": max_stretch_ms,
         }
         self.jitter = JitterBuffer(SAMPLE_RATE, **self._jitter_options)  # type: ignore[arg-type]
         self.mic = MicQueue()
@@ -254,6 +262,9 @@ class BackendBase:
     def clear(self) -> None:
         self.jitter.clear()
 
+    def end_part(self, item_id: str, content_index: int) -> None:
+        self.jitter.finish(item_id, content_index)
+
     def played_ms(self, item_id: str, content_index: int) -> int:
         heard = self.jitter.played_ms(item_id, content_index, self._now())
         received_ms = self._received.get((item_id, content_index), 0) * 1000 // SAMPLE_RATE
@@ -273,6 +284,7 @@ class BackendBase:
             "frames_played": jitter.frames_played,
             "buffered_ms": jitter.buffered * 1000 // rate,
             "prebuffer_ms": jitter.prebuffer * 1000 // rate,
+            "stretched_ms": jitter.stretched * 1000 // rate,
             "device_lost": self._device_lost,
         }
         fields.update(self._extra_stats())

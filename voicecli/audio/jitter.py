@@ -75,6 +75,30 @@ Prebuffer and underruns
     output latency after the callback that needed the audio, and its wait starts at the
     first callback after a0, so the anchor errs on the safe side by less than a block.
 
+Stretching (when the next delta is late anyway)
+    The first response of a session has nothing to learn from, and any response can meet a
+    delay beyond what was learnt. For those, playback slows down instead of stopping, as
+    WebRTC's NetEQ does ("preemptive expand"): after each block, while the part being played
+    is still arriving (not `finish`ed, not cut), the consumer counts a low-water signal when
+    less than `low_water_ms` is left queued (one comparison: it does nothing else). The
+    driver answers on the loop with `stretch()`, which lengthens the queued audio back
+    towards low water by playing pitch periods twice (`voicecli.audio.stretch`: cross-faded,
+    no click, pitch unchanged), at most `max_stretch_ms` per talk spurt so a stalled
+    delivery still ends in a gap that is counted. It rewrites only audio the consumer cannot
+    be reading: from one block plus 5 ms past the read position, and the first period of
+    what it rewrites is unchanged. The parts table keeps which stream positions carry the
+    part's own samples and which are inserted (they carry none), so the played position,
+    and `audio_end_ms` from it, stays in the original audio; the delay estimate subtracts
+    inserted samples, so it measures the sender, not the stretch.
+    Low water defaults to the prebuffer plus one block (80 ms): what a spurt starts with,
+    plus the block the device is taking. On bench/audio.py's bursts (`python -m bench.audio
+    --simulate 1000`), the first responses that gapped 95 times in 1000 without stretching
+    gapped 0 times with it, and the later ones 0 times instead of 14; 61 % of responses were
+    stretched, by a median 32 ms (max 99 ms) over their 2 s. A lower low water stretches
+    less and gaps more: 60 ms gave 2 first-response gaps in 200 sessions, 40 ms 11. A server
+    that paces its audio at exactly real time keeps the queue at the prebuffer, below low
+    water, so its replies are stretched by about a block at their start.
+
 Clear (barge-in)
     `clear()` records the write position as the clear target and bumps a generation counter.
     At its next run the consumer fades out up to `fade` samples of what it would have played
@@ -107,6 +131,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+
+from voicecli.audio.stretch import expand
 
 
 __all__ = ["JitterBuffer", "JitterStats", "PartKey"]
@@ -148,22 +174,78 @@ class JitterStats:
     spurt_spread: int = 0
     """The latest talk spurt's delivery spread in samples: its largest delay beyond its
     earliest paced chunk's (see "Prebuffer and underruns"; 0 if none)."""
+    stretched: int = 0
+    """Samples inserted by `stretch()` (pitch periods played twice while audio ran low)."""
+    stretches: int = 0
+    """`stretch()` calls that inserted something."""
 
 
 class _Part:
-    __slots__ = ("spans", "cut_gen", "cut_end")
+    __slots__ = ("spans", "cut_gen", "cut_end", "done")
 
     def __init__(self) -> None:
-        self.spans: list[list[int]] = []  # [start, end) stream positions, in write order
+        # [start, end, carried]: stream positions [start, end), in write order, and how many
+        # of the part's own samples they carry: end - start, or 0 for a period `stretch()`
+        # inserted (the listener hears audio again, not more of it).
+        self.spans: list[list[int]] = []
         self.cut_gen = 0  # clear generation that cut this part (0: not cut)
         self.cut_end: int | None = None  # fade end of that clear, once the consumer did it
+        self.done = False  # `finish()`: no more audio comes for it
 
     def received(self) -> int:
-        return sum(end - start for start, end in self.spans)
+        return sum(carried for _, _, carried in self.spans)
 
     def heard_until(self, position: int) -> int:
-        """Samples of this part at stream positions before `position`."""
-        return sum(max(0, min(end, position) - start) for start, end in self.spans)
+        """The part's own samples at stream positions before `position`."""
+        heard = 0
+        for start, end, carried in self.spans:
+            if position >= end:
+                heard += carried
+            elif position > start and carried:
+                heard += position - start
+        return heard
+
+    def add(self, start: int, end: int, carried: int) -> None:
+        last = self.spans[-1] if self.spans else None
+        if last is not None and last[1] == start and (last[2] > 0) == (carried > 0):
+            last[1], last[2] = end, last[2] + carried
+        else:
+            self.spans.append([start, end, carried])
+
+    def tail_start(self) -> int:
+        """Where the part's audio at the end of the stream begins without another part's
+        audio (or a clear) in between: the stretch of it `stretch()` may rework."""
+        spans = self.spans
+        index = len(spans) - 1
+        while index > 0 and spans[index - 1][1] == spans[index][0]:
+            index -= 1
+        return spans[index][0]
+
+    def restretch(self, start: int, pieces: list[tuple[int, int]]) -> None:
+        """Describe the audio from `start` (within `tail_start()`'s stretch) anew: it was
+        replaced by `pieces` of `expand()`, whose input was the audio there before."""
+        old = [span for span in self.spans if span[1] > start]
+        self.spans = [span for span in self.spans if span[1] <= start]
+        if old[0][0] < start:  # the span the stretch starts inside keeps its head
+            head_start, _, carried = old[0]
+            self.add(head_start, start, start - head_start if carried else 0)
+            old[0] = [start, old[0][1], old[0][1] - start if carried else 0]
+        position = source = start  # in the new audio, and in the audio it was made of
+        spans = iter(old)
+        span = next(spans)
+        for length, carried in pieces:
+            if not carried:
+                self.add(position, position + length, 0)
+                position += length
+                continue
+            # An input piece carries what the audio it copies carried: its own samples, or
+            # none where that audio was itself inserted by an earlier stretch.
+            while length:
+                while source >= span[1]:
+                    span = next(spans)
+                take = min(length, span[1] - source)
+                self.add(position, position + take, take if span[2] else 0)
+                position, source, length = position + take, source + take, length - take
 
 
 class _Spurt:
@@ -175,11 +257,21 @@ class _Spurt:
     ahead of real time, as the first chunk of a spurt never is.
     """
 
-    __slots__ = ("arrived", "position", "last", "latest", "earliest", "paced", "underran")
+    __slots__ = (
+        "arrived",
+        "position",
+        "last",
+        "latest",
+        "earliest",
+        "paced",
+        "underran",
+        "inserted",
+    )
 
     def __init__(self, arrived: float, position: int) -> None:
         self.arrived = arrived  # the first chunk's arrival time
         self.position = position  # and stream position
+        self.inserted = 0  # samples `stretch()` added since: not the sender's audio
         self.last = 0  # the latest chunk's delay
         self.latest = 0  # the largest delay: the prebuffer this spurt needed
         self.earliest = 0  # the smallest delay of a paced chunk (the first one's is 0)
@@ -223,6 +315,12 @@ class JitterBuffer:
         adaptive: size the prebuffer of each talk spurt from the delivery delays of recent
             ones (when `write` is given arrival times), and raise it by each underrun's gap.
         delay_history: how many recent talk spurts the prebuffer is sized for.
+        low_water_ms: while a part is still arriving, the consumer signals (`low_signals`)
+            when less than this is left queued after a block; `stretch()` then lengthens the
+            queued audio back towards it. None: the prebuffer plus one 20 ms block, what a
+            reply starts with plus the block the device is taking.
+        max_stretch_ms: the most `stretch()` inserts per talk spurt (0: never stretch): a
+            delivery that stalls for longer still gaps, and says so.
     """
 
     __slots__ = (
@@ -251,12 +349,19 @@ class JitterBuffer:
         "_history",
         "_spurts",
         "_last_spread",
+        "_low_water",
+        "_max_stretch",
+        "_tail_open",
+        "_stretch_used",
+        "_stretched",
+        "_stretches",
         # consumer-owned
         "_read_pos",
         "_playing",
         "_waited",
         "_clear_seen",
         "_dry_events",
+        "_lows",
         "_frames_out",
         "_frames_played",
         "_zero_frames",
@@ -285,6 +390,8 @@ class JitterBuffer:
         max_capacity_ms: float = 600_000,
         adaptive: bool = True,
         delay_history: int = 8,
+        low_water_ms: float | None = None,
+        max_stretch_ms: float = 200,
     ) -> None:
         if sample_rate <= 0:
             raise ValueError("sample_rate must be positive")
@@ -292,6 +399,10 @@ class JitterBuffer:
             raise ValueError("prebuffer_ms and fade_ms cannot be negative")
         if delay_history < 1:
             raise ValueError("delay_history must be at least 1")
+        if low_water_ms is None:
+            low_water_ms = prebuffer_ms + 20
+        if low_water_ms < 0 or max_stretch_ms < 0:
+            raise ValueError("low_water_ms and max_stretch_ms cannot be negative")
         self.sample_rate = sample_rate
         self._fade_len = int(sample_rate * fade_ms / 1000)
         capacity = max(1, int(sample_rate * capacity_ms / 1000))
@@ -319,12 +430,19 @@ class JitterBuffer:
         self._history: deque[_SpurtRecord] = deque(maxlen=delay_history)
         self._spurts = 0
         self._last_spread = 0
+        self._low_water = int(sample_rate * low_water_ms / 1000)
+        self._max_stretch = int(sample_rate * max_stretch_ms / 1000)
+        self._tail_open = False  # the latest part may still grow: stretching it is useful
+        self._stretch_used = 0  # inserted in the current spurt
+        self._stretched = 0
+        self._stretches = 0
 
         self._read_pos = 0
         self._playing = False
         self._waited = 0  # frames produced while audio waited for the prebuffer
         self._clear_seen = 0
         self._dry_events = 0  # times the consumer ran out while playing
+        self._lows = 0  # blocks after which a growing part had less than low water queued
         self._frames_out = 0
         self._frames_played = 0
         self._zero_frames = 0
@@ -370,6 +488,8 @@ class JitterBuffer:
             self._dropped += samples.size
             return 0
         self._note_dry(key)
+        if self._write_pos <= self._read_pos and key != self._last_key:
+            self._stretch_used = 0  # silence before this audio: a new talk spurt
         if now is not None:
             self._note_arrival(key, now)
         ring, capacity = self._ring
@@ -384,20 +504,79 @@ class JitterBuffer:
                 if not samples.size:
                     return 0
         count = samples.size
-        index = write % capacity
-        first = min(count, capacity - index)
-        ring[index : index + first] = samples[:first]
-        if first < count:
-            ring[: count - first] = samples[first:]
+        _put(ring, capacity, write, samples)
         if part is None:
             part = self._parts[key] = _Part()
-        if part.spans and part.spans[-1][1] == write:
-            part.spans[-1][1] = write + count
-        else:
-            part.spans.append([write, write + count])
+        part.add(write, write + count, count)
         self._last_key = key
+        self._tail_open = self._max_stretch > 0 and not part.done
         self._write_pos = write + count  # publish last: the samples are in place
         return count
+
+    def finish(self, item_id: str, content_index: int = 0) -> None:
+        """No more audio comes for this part (its done event): its end is not stretched."""
+        part = self._parts.get((item_id, content_index))
+        if part is None:
+            part = self._parts[(item_id, content_index)] = _Part()
+        part.done = True
+        if (item_id, content_index) == self._last_key:
+            self._tail_open = False
+
+    @property
+    def low_signals(self) -> int:
+        """Blocks after which a part still arriving had less than low water queued: a
+        driver that sees this change calls `stretch()` on the producer side."""
+        return self._lows
+
+    def stretch(self) -> int:
+        """Lengthen the queued audio of the part still arriving by whole pitch periods, up
+        to low water, where the consumer will not read before it is done (producer side).
+
+        Returns the samples inserted (0: nothing to do, too little queued past the next
+        block, or the spurt's `max_stretch_ms` used up). The part's played position keeps
+        counting its own samples only (see `_Part`).
+        """
+        key = self._last_key
+        if not self._tail_open or key is None:
+            return 0
+        read, write = self._read_pos, self._write_pos
+        budget = self._max_stretch - self._stretch_used
+        want = min(budget, self._low_water - (write - read))
+        if want <= 0:
+            return 0
+        part = self._parts[key]
+        block = self._last_block or self.sample_rate // 50
+        # Past the block the consumer may be reading now, with a margin for this call being
+        # late, and within this part's audio (no other part's in between).
+        start = max(read + block + self.sample_rate // 200, part.tail_start())
+        min_lag, max_lag = self.sample_rate // 400, self.sample_rate * 15 // 1000
+        if write - start < 2 * min_lag:
+            return 0
+        ring, capacity = self._ring
+        original = self._samples_at(start, write - start)
+        if original is None:
+            return 0
+        expanded = expand(original.astype(np.int16), want, min_lag, max_lag, limit=budget)
+        inserted = expanded.inserted
+        if not inserted:
+            return 0
+        if write + inserted - read > capacity:
+            ring, capacity = self._grow(write + inserted - read)
+            if write + inserted - read > capacity:
+                return 0
+        if self._read_pos + block > start:
+            return 0  # the consumer came too close meanwhile: leave its audio alone
+        # The first period of the expanded audio is the original's: what changes starts one
+        # period after `start`, further still from the consumer.
+        _put(ring, capacity, start, expanded.samples)
+        part.restretch(start, expanded.pieces)
+        self._stretch_used += inserted
+        self._stretched += inserted
+        self._stretches += 1
+        if self._spurt is not None:
+            self._spurt.inserted += inserted
+        self._write_pos = write + inserted  # publish last: the samples are in place
+        return inserted
 
     def clear(self) -> None:
         """Barge-in: fade out what is playing and drop everything queued so far.
@@ -415,6 +594,8 @@ class JitterBuffer:
                 self._cut_keys.append(key)
         self._clears += 1
         self._last_key = None
+        self._tail_open = False
+        self._stretch_used = 0
         self._clear_target = target
         self._clear_gen = generation  # publish last: the target is in place
 
@@ -540,6 +721,8 @@ class JitterBuffer:
             capacity=self._ring[1],
             spurts=self._spurts,
             spurt_spread=self._spurt.spread() if self._spurt else self._last_spread,
+            stretched=self._stretched,
+            stretches=self._stretches,
         )
 
     # --- consumer side (audio callback) ------------------------------------------------------
@@ -608,6 +791,8 @@ class JitterBuffer:
             self._dry_zeros_from = self._zero_frames
             self._zero_frames += frames - count
             self._dry_events += 1  # publish last
+        elif available - count < self._low_water and self._tail_open:
+            self._lows += 1
         self._log(dac_time, read, count)
         self._frames_out += frames
         self._frames_played += count
@@ -667,7 +852,9 @@ class JitterBuffer:
         # part after running dry is an underrun inside the spurt, measured as such.)
         idle = write <= self._read_pos and key != self._last_key
         if spurt is not None and not idle:
-            spurt.add(round((now - spurt.arrived) * self.sample_rate) - (write - spurt.position))
+            # The sender's own audio: what `stretch()` inserted delays playback, not delivery.
+            offset = write - spurt.position - spurt.inserted
+            spurt.add(round((now - spurt.arrived) * self.sample_rate) - offset)
             return
         self._end_spurt()
         self._spurt = _Spurt(now, write)
@@ -802,6 +989,16 @@ def _as_samples(pcm: bytes | np.ndarray) -> np.ndarray:
         return pcm.reshape(-1).astype(np.int16, copy=False)
     usable = len(pcm) - len(pcm) % 2  # a stray odd byte cannot be a sample
     return np.frombuffer(pcm, dtype="<i2", count=usable // 2)
+
+
+def _put(ring: np.ndarray, capacity: int, position: int, samples: np.ndarray) -> None:
+    """Store `samples` at absolute stream `position` of a ring (wrapping at its end)."""
+    count = samples.size
+    index = position % capacity
+    first = min(count, capacity - index)
+    ring[index : index + first] = samples[:first]
+    if first < count:
+        ring[: count - first] = samples[first:]
 
 
 def _copy_ring(

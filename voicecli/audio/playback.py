@@ -4,6 +4,10 @@ The callback asks the `JitterBuffer` to fill `outdata` and tells it when that bl
 the DAC (PortAudio's `outputBufferDacTime`, mapped onto `time.monotonic()`), which is what
 makes the played position latency-corrected. It never blocks, takes no lock, allocates no
 sample buffer, prints nothing and never raises: failures are counted and the block is silent.
+
+When the buffer signals low water (a part still arriving is running short), the callback asks
+the loop, once until it has run, to `stretch()` the queued audio: the stretching is numpy work
+that belongs on the producer's side, not in the audio thread.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ class Playback(DeviceStream):
         self.device_underflows = 0
         self.calls = 0
         """Callbacks run so far (the stall watch's progress)."""
+        self._lows_seen = 0
+        self._stretch_asked = False
 
     # --- audio thread ------------------------------------------------------------------------
 
@@ -63,11 +69,24 @@ class Playback(DeviceStream):
             lead = time_info.outputBufferDacTime - current
             if current <= 0 or not 0.0 <= lead < 1.0:  # host API gave no usable timing
                 lead = self._latency
-            self.jitter.read_into(outdata[:, 0], now + lead)
+            jitter = self.jitter
+            jitter.read_into(outdata[:, 0], now + lead)
+            lows = jitter.low_signals
+            if lows != self._lows_seen:
+                self._lows_seen = lows
+                if not self._stretch_asked:
+                    self._stretch_asked = True
+                    self._loop.call_soon_threadsafe(self._stretch)
         except Exception:  # noqa: BLE001 - a raise would silently kill the stream
             self.callback_errors += 1
             outdata.fill(0)
         self.calls += 1
+
+    # --- asyncio thread ----------------------------------------------------------------------
+
+    def _stretch(self) -> None:
+        self._stretch_asked = False
+        self.jitter.stretch()
 
     def _progress(self) -> int:
         return self.calls

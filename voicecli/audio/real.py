@@ -52,6 +52,8 @@ class RealBackend(BackendBase):
         prebuffer_ms: assistant audio queued before playback starts (default 60).
         max_prebuffer_ms: ceiling for the adaptive prebuffer after underruns.
         fade_ms: barge-in fade-out (default 15).
+        max_stretch_ms: the most a stretch of speech is lengthened (by repeating pitch
+            periods) while the next audio is late; 0: never (see `JitterBuffer.stretch`).
         input_rate / output_rate: force a device rate (None: 24000, or the device's own
             rate if it refuses 24 kHz).
         on_device_lost: called on the loop thread with one line when a stream dies.
@@ -68,6 +70,7 @@ class RealBackend(BackendBase):
         prebuffer_ms: float = 60,
         max_prebuffer_ms: float = 200,
         fade_ms: float = 15,
+        max_stretch_ms: float = 200,
         input_rate: int | None = None,
         output_rate: int | None = None,
         on_device_lost: Callable[[str], None] | None = None,
@@ -77,6 +80,7 @@ class RealBackend(BackendBase):
             prebuffer_ms=prebuffer_ms,
             max_prebuffer_ms=max_prebuffer_ms,
             fade_ms=fade_ms,
+            max_stretch_ms=max_stretch_ms,
             on_device_lost=on_device_lost,
         )
         # "3" means index 3 and "" or "default" the default, as on the command line.
@@ -210,6 +214,11 @@ class RealBackend(BackendBase):
         tail = self._resampler.flush()
         if tail.size:
             self.jitter.write(tail, *self._resampler_key)
+
+    def end_part(self, item_id: str, content_index: int) -> None:
+        if self._resampler_key == (item_id, content_index):
+            self._flush_resampler()  # the part's last samples, before it is closed
+        super().end_part(item_id, content_index)
 
     def clear(self) -> None:
         if self._resampler is not None:

@@ -42,7 +42,8 @@ class SimulatedBackend(BackendBase):
         output_latency_ms: pretend the speaker needs this long to play a block (real-time).
         echo_gain_db: the mic hears the speaker at this gain (None: it does not; real-time).
         echo_delay_ms: ...this long after each sample reached the DAC (0-1000 ms).
-        block_ms, prebuffer_ms, max_prebuffer_ms, fade_ms: as for the real backend.
+        block_ms, prebuffer_ms, max_prebuffer_ms, fade_ms, max_stretch_ms: as for the real
+            backend.
     """
 
     def __init__(
@@ -57,6 +58,7 @@ class SimulatedBackend(BackendBase):
         prebuffer_ms: float = 60,
         max_prebuffer_ms: float = 200,
         fade_ms: float = 15,
+        max_stretch_ms: float = 200,
         on_device_lost: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(
@@ -64,6 +66,8 @@ class SimulatedBackend(BackendBase):
             prebuffer_ms=prebuffer_ms if realtime else 0,
             max_prebuffer_ms=max_prebuffer_ms if realtime else 0,
             fade_ms=fade_ms,
+            # Fast mode plays what it is given at once: nothing is ever late.
+            max_stretch_ms=max_stretch_ms if realtime else 0,
             on_device_lost=on_device_lost,
         )
         self.realtime = realtime
@@ -133,9 +137,13 @@ class SimulatedBackend(BackendBase):
         start = loop.time()
         tick = 0
         latency = round(self.output_latency * SAMPLE_RATE)
+        lows_seen = 0
         while True:
             now = start + tick * block_s
             self.jitter.read_into(self._out, now + self.output_latency)
+            if self.jitter.low_signals != lows_seen:  # as the real backend's loop would
+                lows_seen = self.jitter.low_signals
+                self.jitter.stretch()
             self._sink(self._out)
             if self.echo_gain is not None:
                 self._echo_write(tick * self.block_samples + latency, self._out)

@@ -167,6 +167,7 @@ def _audio_factory(config: Config) -> tuple[Callable[[], RealBackend], str | Non
             output_spec,
             block_ms=audio.block_ms,
             prebuffer_ms=audio.prebuffer_ms,
+            max_stretch_ms=audio.max_stretch_ms,
         )
 
     return make_audio, hint

@@ -42,6 +42,7 @@ class SmokeAudio:
         session_wav: where the speaker's whole output goes (None: not written).
         block_ms: mic block length (and the speaker's).
         prebuffer_ms: assistant audio queued before the speaker starts (real-time pace).
+        max_stretch_ms: how much late audio may be stretched per spurt (real-time pace).
     """
 
     sample_rate = SAMPLE_RATE
@@ -53,11 +54,17 @@ class SmokeAudio:
         session_wav: str | Path | None = None,
         block_ms: int = 20,
         prebuffer_ms: float = 60,
+        max_stretch_ms: float = 200,
     ) -> None:
         self.realtime = realtime
         self.block_samples = SAMPLE_RATE * block_ms // 1000
         self.speaker = FileBackend(
-            None, session_wav, realtime=realtime, block_ms=block_ms, prebuffer_ms=prebuffer_ms
+            None,
+            session_wav,
+            realtime=realtime,
+            block_ms=block_ms,
+            prebuffer_ms=prebuffer_ms,
+            max_stretch_ms=max_stretch_ms,
         )
         self.mic = MicQueue()
         self._pending: deque[np.ndarray] = deque()
@@ -105,6 +112,9 @@ class SmokeAudio:
 
     def clear(self) -> None:
         self.speaker.clear()
+
+    def end_part(self, item_id: str, content_index: int) -> None:
+        self.speaker.end_part(item_id, content_index)
 
     def played_ms(self, item_id: str, content_index: int) -> int:
         return self.speaker.played_ms(item_id, content_index)

@@ -339,6 +339,7 @@ async def run_smoke(
                 session_wav=session_wav,
                 block_ms=config.audio.block_ms,
                 prebuffer_ms=config.audio.prebuffer_ms,
+                max_stretch_ms=config.audio.max_stretch_ms,
             )
             engine = TalkEngine(settings, opener_for(connection), audio)
             recorder = None
