@@ -711,8 +711,9 @@ HOW = """How it is measured:
   `JitterBuffer` with the backend's defaults, drained by a steady 20 ms callback without a
   device, a low-water signal answered with `stretch()` before the next callback; beside it
   the same without stretching, and without arrival times either (the fixed 60 ms and its
-  raise-on-underrun only); enough sessions to show rates that 25 real responses cannot. A real device's callbacks are
-  less regular (on these PulseAudio null sinks they drift up to about 6 ms early and back).
+  raise-on-underrun only); enough sessions to show rates that 25 real responses cannot. A
+  real device's callbacks are less regular (on these PulseAudio null sinks they drift up to
+  about 6 ms early and back).
 - Mic block -> append: from the capture callback's entry to `json.dumps(audio_append(pcm))`
   finishing on the asyncio loop.
 - First delta and clear(): from the `play()` / `clear()` call to the callback that hands the

@@ -486,3 +486,24 @@ async def test_text_only_uses_no_audio_at_all() -> None:
     assert audio.stats().frames_played == 0  # never started, never played
     assert run.sent("input_audio_buffer.append") == []
     assert turn.audio_ms > 0 and turn.ttfa_ms is None  # audio arrived, and was ignored
+
+
+async def test_late_reply_audio_is_stretched_and_every_audio_part_is_finished() -> None:
+    """A server whose deltas come up to 80 ms late: the player stretches instead of gapping,
+    and the engine tells it when each audio part is done (so the end of a reply, which runs
+    dry by nature, is not stretched)."""
+    options = ServerOptions(responder="echo", pace=1, faults=Faults(delta_jitter_ms=80))
+    async with LocalServer(options) as server:
+        audio = NullBackend(mic="none")
+        run = Run(engine_for(server, audio))
+        await run.ready()
+        run.engine.send_text("tell me something long enough to stretch")
+        await run.until(run.turns)
+        await run.until(lambda: not run.engine.policy.playing, timeout=20)
+        await run.stop()
+
+    stats = audio.jitter.stats()
+    assert stats.underruns == 0
+    assert stats.stretched > 0
+    parts = audio.jitter._parts  # noqa: SLF001 - which parts were finished is the point
+    assert parts and all(part.done for part in parts.values())

@@ -1080,6 +1080,11 @@ class TalkEngine:
         self._act(self.policy.on_output_text(event.response_id))
 
     def _on_response_done(self, event: ev.ResponseDone, now: float) -> None:
+        if self.audio is not None:  # in case an audio part's own done event never came
+            for item in event.output:
+                for index, part in enumerate(item.content):
+                    if "audio" in part.type:
+                        self.audio.end_part(item.id, index)
         turn = self.metrics.response_done(event.response_id, event.status, event.usage, now)
         if turn is not None:
             start = self._underruns_at_start.pop(event.response_id, None)
@@ -1233,6 +1238,10 @@ class TalkEngine:
             self.recording.note(tag, text)
 
     def _on_sent(self, text: str) -> None:
+        data = _appended_audio(text) if self.recording is None else None
+        if data is not None:  # the mic's frames, many a second: logged without parsing them
+            self._append_log(LogEntry(self._wall(), "sent", _APPEND, data))
+            return
         try:
             data = json.loads(text)
         except ValueError:
@@ -1277,6 +1286,31 @@ _RENEW_RETRY_S = 30.0
 renewal is tried again (the expiry itself still renews at once)."""
 
 _MAY_QUOTE_THE_KEY = (ev.ServerError, ev.ProtocolError, ev.Unknown)
+
+
+_APPEND = "input_audio_buffer.append"
+_APPEND_HEAD = '{"type":"input_audio_buffer.append","event_id":"'
+_AUDIO_FIELD = '","audio":"'
+
+
+def _appended_audio(text: str) -> dict[str, Any] | None:
+    """What `_elide(json.loads(text))` gives for an `input_audio_buffer.append` frame as the
+    protocol client writes it, without parsing its base64 (one such frame goes out up to 25
+    times a second); None for any other frame."""
+    if not text.startswith(_APPEND_HEAD) or not text.endswith('"}'):
+        return None
+    id_end = text.find(_AUDIO_FIELD, len(_APPEND_HEAD))
+    if id_end < 0:
+        return None
+    event_id = text[len(_APPEND_HEAD) : id_end]
+    audio_start = id_end + len(_AUDIO_FIELD)
+    if "\\" in event_id or '"' in event_id or text.find('"', audio_start) != len(text) - 2:
+        return None
+    return {
+        "type": _APPEND,
+        "event_id": event_id,
+        "audio": f"<{(len(text) - 2 - audio_start) * 3 // 4} bytes>",
+    }
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
