@@ -406,6 +406,7 @@ async def first_sample(repeats: int) -> dict[str, tuple[float, float]]:
                         (i * 0.02, signal[i * 480 : (i + 1) * 480].tobytes()) for i in range(10)
                     ]
                     await deliver(lambda pcm, item=item: backend.play(pcm, item, 0), schedule)
+                backend.end_part(item, 0)  # as the engine does on the done event
                 for _ in range(100):
                     if probe.frames_after and probe.frames_after[-1] > played_before:
                         break
@@ -430,6 +431,7 @@ async def clear_to_silence(repeats: int) -> dict[str, tuple[float, float]]:
         await backend.start()
         for repeat in range(repeats):
             backend.play(offset_chirp(2.0, repeat).tobytes(), f"clear_{repeat}", 0)
+            backend.end_part(f"clear_{repeat}", 0)
             await asyncio.sleep(rng.uniform(0.3, 0.6))
             probe.reset()
             asked = time.monotonic()
@@ -500,6 +502,7 @@ async def loopback_truth(trials: int) -> LoopbackResult:
             ready.clear()
             played_before = speaker.jitter._frames_played
             speaker.play(signal.tobytes(), item, 0)
+            speaker.end_part(item, 0)
             live: list[tuple[float, int, int]] = []
             cut_at = time.monotonic() + rng.uniform(0.5, 1.5)
             while time.monotonic() < cut_at:

@@ -45,9 +45,15 @@ def pcm_of(blocks: list[MicBlock]) -> np.ndarray:
     return np.frombuffer(b"".join(block.pcm for block in blocks), "<i2")
 
 
-def play_all(backend: RealBackend, signal: np.ndarray, item: str, delta: int = 2400) -> None:
+def play_all(
+    backend: RealBackend, signal: np.ndarray, item: str, delta: int = 2400, done: bool = True
+) -> None:
+    """Queue `signal` in deltas, then (`done`) say the part is complete, as the engine does
+    on its done event: a part still arriving would be stretched while it runs low."""
     for start in range(0, signal.size, delta):
         backend.play(signal[start : start + delta].astype("<i2").tobytes(), item, 0)
+    if done:
+        backend.end_part(item, 0)
 
 
 async def collect(backend: RealBackend, into: list[MicBlock], arrivals: list[float]) -> None:
@@ -284,7 +290,7 @@ def silent_runs(recording: np.ndarray) -> int:
 
 
 async def late_reply(tmp_path: Path, max_stretch_ms: float) -> tuple[np.ndarray, RealBackend]:
-    """300 ms of a reply, then the rest about 100 ms after the speaker needed it."""
+    """300 ms of a reply, then the rest one 20 ms block after the speaker needed it."""
     signal = chirp_with_offset(1.0)
     raw = tmp_path / f"late-{max_stretch_ms}.raw"
     recorder = pulse.record_monitor("spk", raw)
@@ -293,10 +299,16 @@ async def late_reply(tmp_path: Path, max_stretch_ms: float) -> tuple[np.ndarray,
     try:
         await asyncio.sleep(0.3)  # parec is up
         head = RATE * 3 // 10
-        play_all(backend, signal[:head], "late")
-        await asyncio.sleep(0.08 + 0.3 + 0.1)  # prebuffer and a block, the audio, late
+        play_all(backend, signal[:head], "late", done=False)
+        # Late by the device's clock, not the wall's (the first callbacks fill the device's
+        # buffer at once): the rest comes once the device has taken a block more than the
+        # 300 ms since playing began. Unstretched, that block was silence.
+        while not (stats := backend.jitter.stats()).frames_played:
+            await asyncio.sleep(0.002)
+        started = stats.frames_out - stats.frames_played
+        while backend.jitter.stats().frames_out - started < head + 480:
+            await asyncio.sleep(0.002)
         play_all(backend, signal[head:], "late")
-        backend.end_part("late", 0)
         assert await backend.drain(timeout=10)
         await asyncio.sleep(0.3)
     finally:
@@ -305,6 +317,7 @@ async def late_reply(tmp_path: Path, max_stretch_ms: float) -> tuple[np.ndarray,
     return read_raw(raw), backend
 
 
+@pytest.mark.slow
 async def test_late_audio_is_stretched_instead_of_gapping(
     sound_server: str, tmp_path: Path
 ) -> None:

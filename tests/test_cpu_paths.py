@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from typing import Any
 
@@ -277,3 +278,27 @@ def test_the_level_of_a_block_is_its_rms_and_peak() -> None:
     assert level(np.zeros(480, np.int16)) == (0.0, 0.0)
     assert level(np.zeros(0, np.int16)) == (0.0, 0.0)
     assert level(np.full((480, 1), -32768, np.int16)) == (1.0, 1.0)  # a (frames, 1) block
+
+
+# --- the event log of sent audio ------------------------------------------------------------
+
+
+def test_sent_audio_frames_are_logged_as_parsing_them_would() -> None:
+    from voicecli.engine import _appended_audio, _elide
+    from voicecli.protocol.client import RealtimeClient
+
+    client = RealtimeClient()
+    for size in (2, 4, 480, 4801, 48000):  # one frame each, base64 with and without padding
+        client.append_audio(bytes(range(256)) * (size // 256) + bytes(size % 256))
+        (frame,) = client.data_to_send()
+        quick = _appended_audio(frame)
+        assert quick is not None and quick == dict(_elide(json.loads(frame)))
+    client.commit_audio()
+    others = [
+        *client.data_to_send(),
+        '{"type":"input_audio_buffer.append","event_id":"e\\"1","audio":"AAAA"}',
+        '{"type":"input_audio_buffer.append","event_id":"e1","audio":"AA","x":"y"}',
+        '{"type":"input_audio_buffer.append","audio":"AAAA","event_id":"e1"}',
+        "not json",
+    ]
+    assert [_appended_audio(frame) for frame in others] == [None] * len(others)

@@ -488,6 +488,7 @@ async def test_text_only_uses_no_audio_at_all() -> None:
     assert turn.audio_ms > 0 and turn.ttfa_ms is None  # audio arrived, and was ignored
 
 
+@pytest.mark.slow
 async def test_late_reply_audio_is_stretched_and_every_audio_part_is_finished() -> None:
     """A server whose deltas come up to 80 ms late: the player stretches instead of gapping,
     and the engine tells it when each audio part is done (so the end of a reply, which runs
@@ -507,3 +508,31 @@ async def test_late_reply_audio_is_stretched_and_every_audio_part_is_finished() 
     assert stats.stretched > 0
     parts = audio.jitter._parts  # noqa: SLF001 - which parts were finished is the point
     assert parts and all(part.done for part in parts.values())
+
+
+def test_response_done_finishes_audio_parts_whose_done_event_never_came() -> None:
+    """Each handler on its own (the live test above has both): an audio part's done event
+    finishes it, and so does the response's done event for parts still open."""
+    from voicecli.engine import _EVENT_HANDLERS
+    from voicecli.protocol import events as ev
+
+    for event in (
+        ev.AudioDone(item_id="item_a", content_index=0, response_id="resp_1"),
+        ev.ResponseDone(
+            response_id="resp_1",
+            output=(
+                ev.Item(
+                    id="item_a",
+                    type="message",
+                    role="assistant",
+                    content=(ev.ContentPart(type="output_audio"),),
+                ),
+            ),
+        ),
+    ):
+        audio = NullBackend(mic="none")
+        engine = TalkEngine(TalkSettings(), opener_for(ConnectionSettings()), audio)
+        audio.play(bytes(4800), "item_a", 0)
+        assert not audio.jitter._parts[("item_a", 0)].done  # noqa: SLF001
+        _EVENT_HANDLERS[type(event)](engine, event, 0.0)
+        assert audio.jitter._parts[("item_a", 0)].done, event.type  # noqa: SLF001

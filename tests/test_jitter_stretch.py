@@ -28,10 +28,10 @@ def vowel(count: int, start: int = 0, fundamental: float = 150.0) -> np.ndarray:
 class Driver:
     """The consumer at 20 ms blocks, and the loop answering its low-water signals."""
 
-    def __init__(self, buffer: JitterBuffer, stretch: bool = True) -> None:
+    def __init__(self, buffer: JitterBuffer, stretch: bool = True, block: int = BLOCK) -> None:
         self.buffer = buffer
         self.stretch = stretch
-        self.out = np.zeros(BLOCK, np.int16)
+        self.out = np.zeros(block, np.int16)
         self.blocks: list[np.ndarray] = []
         self.lows = 0
         self.t = 0.0
@@ -40,7 +40,7 @@ class Driver:
         for _ in range(blocks):
             self.buffer.read_into(self.out, self.t)
             self.blocks.append(self.out.copy())
-            self.t += BLOCK / RATE
+            self.t += self.out.size / RATE
             if self.buffer.low_signals != self.lows:
                 self.lows = self.buffer.low_signals
                 if self.stretch:
@@ -57,8 +57,9 @@ def silent_runs(played: np.ndarray) -> int:
     return int(np.count_nonzero(np.diff(inside.astype(np.int8)) == -1))
 
 
-def late_delivery(stretch: bool, late_ms: int = 100) -> tuple[Driver, int]:
-    """300 ms of a reply at once, the rest `late_ms` after it would have been needed."""
+def late_delivery(stretch: bool, late_ms: int = 20) -> tuple[Driver, int]:
+    """300 ms of a reply at once, the rest `late_ms` after the speaker needed it (low water
+    at its default: the 60 ms prebuffer and two 20 ms blocks)."""
     buffer = JitterBuffer(RATE, prebuffer_ms=60, max_stretch_ms=200 if stretch else 0)
     driver = Driver(buffer, stretch)
     first = vowel(RATE * 300 // 1000)
@@ -83,6 +84,17 @@ def test_late_audio_gaps_without_stretching_and_not_with_it() -> None:
     assert stats.stretches >= 1
     # Every sample of the reply played, and the inserted periods on top.
     assert np.count_nonzero(stretched.played()) == total + stats.stretched
+
+
+def test_a_stall_longer_than_stretching_can_bridge_still_gaps_and_is_counted() -> None:
+    """Stretching slows playback to 1.5x at most and repeats no period twice: it bridges a
+    short delay, not a stalled server, which the listener hears as a gap and the stats
+    count as an underrun."""
+    driver, _ = late_delivery(stretch=True, late_ms=100)
+    assert silent_runs(driver.played()) == 1
+    stats = driver.buffer.stats()
+    assert stats.underruns == 1
+    assert 0 < stats.stretched <= RATE * 40 // 1000
 
 
 def test_the_played_position_counts_the_replys_own_samples_only() -> None:
@@ -129,19 +141,15 @@ def test_stretching_never_touches_what_the_consumer_may_be_reading() -> None:
     np.testing.assert_array_equal(ring[read % capacity : read % capacity + guarded.size], guarded)
 
 
-def test_a_finished_part_is_not_stretched_and_neither_is_a_cleared_one() -> None:
-    for end in ("finish", "clear"):
-        buffer = JitterBuffer(RATE, prebuffer_ms=60)
-        driver = Driver(buffer)
-        buffer.write(vowel(RATE // 5), "a", 0, now=0.0)
-        if end == "finish":
-            buffer.finish("a", 0)
-        driver.run(4)
-        if end == "clear":
-            buffer.clear()
-        driver.run(20)
-        assert buffer.stats().stretched == 0, end
-        assert buffer.stretch() == 0
+def test_a_finished_part_is_not_stretched_and_the_consumer_stops_signalling() -> None:
+    buffer = JitterBuffer(RATE, prebuffer_ms=60)
+    driver = Driver(buffer)
+    buffer.write(vowel(RATE // 5), "a", 0, now=0.0)
+    buffer.finish("a", 0)
+    driver.run(20)
+    assert buffer.low_signals == 0
+    assert buffer.stats().stretched == 0
+    assert buffer.stretch() == 0
 
 
 def test_a_finish_before_the_first_audio_counts_too() -> None:
@@ -153,16 +161,20 @@ def test_a_finish_before_the_first_audio_counts_too() -> None:
 
 
 def test_stretching_is_capped_per_talk_spurt_and_the_cap_resets_with_the_next() -> None:
-    buffer = JitterBuffer(RATE, prebuffer_ms=60, max_stretch_ms=50)
+    # A high low water: stretching would go on for much longer than the cap allows.
+    buffer = JitterBuffer(RATE, prebuffer_ms=60, low_water_ms=400, max_stretch_ms=50)
     driver = Driver(buffer)
     buffer.write(vowel(RATE // 2), "a", 0, now=0.0)  # then nothing more: a stalled delivery
     driver.run(60)
     first = buffer.stats().stretched
-    assert RATE * 40 // 1000 <= first <= RATE * 50 // 1000
+    assert RATE * 35 // 1000 <= first <= RATE * 50 // 1000
     assert buffer.stats().underruns == 0  # running out is not a gap until the part goes on
+    signals = buffer.low_signals
+    driver.run(5)
+    assert buffer.low_signals == signals  # used up: the consumer stopped signalling
     buffer.write(vowel(RATE // 2), "b", 0, now=driver.t)  # the next reply: a new spurt
     driver.run(60)
-    assert buffer.stats().stretched - first >= RATE * 40 // 1000
+    assert buffer.stats().stretched - first >= RATE * 35 // 1000
 
 
 def test_the_delay_estimate_is_the_senders_not_the_stretched_audios() -> None:
@@ -185,8 +197,8 @@ def test_the_delay_estimate_is_the_senders_not_the_stretched_audios() -> None:
     assert spreads[0] == spreads[1] > 0
 
 
-@pytest.mark.parametrize("late_ms", [40, 80, 120])
-def test_a_delivery_more_late_than_the_prebuffer_plays_on_without_a_gap(late_ms: int) -> None:
+@pytest.mark.parametrize("late_ms", [0, 20])
+def test_a_delivery_later_than_the_prebuffer_allows_plays_on_without_a_gap(late_ms: int) -> None:
     driver, _ = late_delivery(stretch=True, late_ms=late_ms)
     assert silent_runs(driver.played()) == 0
 
@@ -236,19 +248,46 @@ def test_threads_stretching_while_the_consumer_plays_keeps_the_reply_exact() -> 
     np.testing.assert_array_equal(np.array(own, np.int16), reply)
 
 
-def test_restretching_stretched_audio_keeps_counting_only_the_replys_samples() -> None:
-    """A stall long enough for several stretches: later ones rework audio that earlier ones
-    inserted, and what they copy of it carries none of the reply's samples."""
-    buffer = JitterBuffer(RATE, prebuffer_ms=60, max_stretch_ms=300)
+def test_no_period_is_repeated_twice_in_a_row_however_long_the_stall() -> None:
+    """Repeating inserted audio again would freeze the voice on one period (a buzz): every
+    inserted period is followed by at least as much of the reply's own audio."""
+    buffer = JitterBuffer(RATE, prebuffer_ms=60, low_water_ms=300, max_stretch_ms=1000)
     driver = Driver(buffer)
-    reply = vowel(RATE // 5)
+    reply = vowel(RATE // 2)
     buffer.write(reply, "a", 0, now=0.0)
-    driver.run(40)  # until it has all played: the stream is the played audio, after the wait
+    driver.run(60)  # until it has all played: a stall after it
     assert buffer.stats().stretches >= 3
     assert buffer.buffered == 0
-    part = buffer._parts[("a", 0)]  # noqa: SLF001 - the spans are what is checked
+    spans = buffer._parts[("a", 0)].spans  # noqa: SLF001 - the spans are what is checked
+    for index, (start, end, carried) in enumerate(spans):
+        if not carried:
+            assert end - start <= RATE * 15 // 1000  # one period
+            following = spans[index + 1]
+            assert following[2] >= end - start
     played = driver.played()
     stream = played[int(np.argmax(played != 0)) :]
-    own = [stream[p] for s, e, carried in part.spans if carried for p in range(s, e)]
+    own = [stream[p] for s, e, carried in spans if carried for p in range(s, e)]
     np.testing.assert_array_equal(np.array(own, np.int16), reply)
     assert buffer.played_samples("a", 0, driver.t) == reply.size
+
+
+@pytest.mark.parametrize("block_ms", [10, 20, 40, 100])
+def test_low_water_follows_the_devices_block(block_ms: int) -> None:
+    """The default low water is the prebuffer plus two of the consumer's blocks, whatever
+    their length: with 100 ms blocks a fixed 80 ms would leave nothing past the blocks
+    `stretch()` must not touch. Here the rest of the reply comes just in time: stretching
+    has run while the queue was low, and every sample of the reply played."""
+    block = RATE * block_ms // 1000
+    buffer = JitterBuffer(RATE, prebuffer_ms=60)
+    driver = Driver(buffer, block=block)
+    first = vowel(RATE * 300 // 1000)
+    buffer.write(first, "a", 0, now=0.0)
+    driver.run(-(-(RATE * 360 // 1000) // block))  # the prebuffer wait and the 300 ms
+    rest = vowel(RATE // 2, start=first.size)
+    buffer.write(rest, "a", 0, now=driver.t)
+    buffer.finish("a", 0)
+    driver.run(2 * RATE // block)
+    stats = buffer.stats()
+    assert stats.stretched >= RATE * 10 // 1000
+    assert silent_runs(driver.played()) == 0
+    assert np.count_nonzero(driver.played()) == first.size + rest.size + stats.stretched

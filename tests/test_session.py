@@ -201,6 +201,17 @@ async def test_no_key_sends_no_authorization_and_beta_sends_its_header() -> None
     assert requests[0].path == "/?model=gpt-realtime"
 
 
+async def test_no_compression_is_offered_for_the_audio_stream() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(session_created())
+        await ws.wait_closed()
+
+    async with ws_server(handler) as (url, requests):
+        session = await RealtimeSession.open(settings(url))
+        await session.close()
+    assert "Sec-WebSocket-Extensions" not in requests[0].headers
+
+
 async def test_deferred_response_create_is_sent_when_the_active_response_ends() -> None:
     frames: list[str] = []
     second_create = asyncio.Event()

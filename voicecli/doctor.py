@@ -189,6 +189,7 @@ async def check_open(ctx: Context) -> str:
     ctx.stack.push_async_callback(backend.stop)
     # A short silence proves the speaker's callbacks run (silence: a doctor makes no noise).
     backend.play(bytes(48 * 200), "doctor", 0)
+    backend.end_part("doctor", 0)  # all of it: nothing to stretch while it drains
     if not await backend.drain(timeout=3.0):
         raise CheckFailed(
             "the output device opened but did not play 200 ms of audio within 3 s (stalled)",

@@ -80,24 +80,28 @@ Stretching (when the next delta is late anyway)
     delay beyond what was learnt. For those, playback slows down instead of stopping, as
     WebRTC's NetEQ does ("preemptive expand"): after each block, while the part being played
     is still arriving (not `finish`ed, not cut), the consumer counts a low-water signal when
-    less than `low_water_ms` is left queued (one comparison: it does nothing else). The
-    driver answers on the loop with `stretch()`, which lengthens the queued audio back
-    towards low water by playing pitch periods twice (`voicecli.audio.stretch`: cross-faded,
-    no click, pitch unchanged), at most `max_stretch_ms` per talk spurt so a stalled
-    delivery still ends in a gap that is counted. It rewrites only audio the consumer cannot
-    be reading: from one block plus 5 ms past the read position, and the first period of
-    what it rewrites is unchanged. The parts table keeps which stream positions carry the
-    part's own samples and which are inserted (they carry none), so the played position,
-    and `audio_end_ms` from it, stays in the original audio; the delay estimate subtracts
+    less than low water is left queued (one comparison: it does nothing else). The driver
+    answers on the loop with `stretch()`, which lengthens the queued audio back towards low
+    water by playing pitch periods twice (`voicecli.audio.stretch`: cross-faded, no click,
+    pitch unchanged; only where the audio repeats or is near silence; never one period twice
+    in a row, so at most 1.5x slower). It rewrites only audio the consumer cannot be reading
+    (from one block plus 5 ms past the read position, and it gives up if the consumer moved
+    meanwhile), never audio it inserted before (repeating a repeat would freeze the voice),
+    and at most `max_stretch_ms` per talk spurt: a stalled delivery still ends in a gap that
+    is heard and counted. The parts table keeps which stream positions carry the part's own
+    samples and which are inserted (they carry none), so the played position, and
+    `audio_end_ms` from it, stays in the original audio; the delay estimate subtracts
     inserted samples, so it measures the sender, not the stretch.
-    Low water defaults to the prebuffer plus one block (80 ms): what a spurt starts with,
-    plus the block the device is taking. On bench/audio.py's bursts (`python -m bench.audio
-    --simulate 1000`), the first responses that gapped 95 times in 1000 without stretching
-    gapped 0 times with it, and the later ones 0 times instead of 14; 61 % of responses were
-    stretched, by a median 32 ms (max 99 ms) over their 2 s. A lower low water stretches
-    less and gaps more: 60 ms gave 2 first-response gaps in 200 sessions, 40 ms 11. A server
-    that paces its audio at exactly real time keeps the queue at the prebuffer, below low
-    water, so its replies are stretched by about a block at their start.
+    Low water defaults to the prebuffer plus two blocks (100 ms at the defaults): a reply's
+    worth of slack beyond the block the device takes next and the one after it, which
+    `stretch()` leaves alone; with less, what it may stretch is too short to bridge a delay.
+    On bench/audio.py's schedules and a steady 20 ms consumer (`python -m bench.audio
+    --simulate 1000`), see bench/results/audio.md for the figures: with 10x bursts, first
+    responses that gap 95 times in 1000 without stretching do not gap. While choosing low
+    water (bursts, 1000 sessions): 80 ms left 2 first responses of 1000 gapping and stretched
+    61 % of responses by a median 24 ms; 100 ms none, stretching 80 % by a median 36 ms.
+    A server that paces its audio at exactly real time keeps the queue at the prebuffer,
+    below low water, so its replies are stretched a little at their start.
 
 Clear (barge-in)
     `clear()` records the write position as the clear target and bumps a generation counter.
@@ -212,6 +216,13 @@ class _Part:
         else:
             self.spans.append([start, end, carried])
 
+    def inserted_end(self) -> int:
+        """Where the part's last inserted period ends (0: none)."""
+        for start, end, carried in reversed(self.spans):
+            if not carried and end > start:
+                return end
+        return 0
+
     def tail_start(self) -> int:
         """Where the part's audio at the end of the stream begins without another part's
         audio (or a clear) in between: the stretch of it `stretch()` may rework."""
@@ -317,8 +328,9 @@ class JitterBuffer:
         delay_history: how many recent talk spurts the prebuffer is sized for.
         low_water_ms: while a part is still arriving, the consumer signals (`low_signals`)
             when less than this is left queued after a block; `stretch()` then lengthens the
-            queued audio back towards it. None: the prebuffer plus one 20 ms block, what a
-            reply starts with plus the block the device is taking.
+            queued audio back towards it. None: the prebuffer plus two of the consumer's
+            blocks (100 ms at the defaults): a reply's worth of slack beyond the block the
+            device takes next and the one after it, which `stretch()` leaves alone.
         max_stretch_ms: the most `stretch()` inserts per talk spurt (0: never stretch): a
             delivery that stalls for longer still gaps, and says so.
     """
@@ -350,6 +362,7 @@ class JitterBuffer:
         "_spurts",
         "_last_spread",
         "_low_water",
+        "_low_blocks",
         "_max_stretch",
         "_tail_open",
         "_stretch_used",
@@ -399,8 +412,9 @@ class JitterBuffer:
             raise ValueError("prebuffer_ms and fade_ms cannot be negative")
         if delay_history < 1:
             raise ValueError("delay_history must be at least 1")
+        low_blocks = 0
         if low_water_ms is None:
-            low_water_ms = prebuffer_ms + 20
+            low_water_ms, low_blocks = prebuffer_ms, 2
         if low_water_ms < 0 or max_stretch_ms < 0:
             raise ValueError("low_water_ms and max_stretch_ms cannot be negative")
         self.sample_rate = sample_rate
@@ -430,7 +444,10 @@ class JitterBuffer:
         self._history: deque[_SpurtRecord] = deque(maxlen=delay_history)
         self._spurts = 0
         self._last_spread = 0
+        # Low water in samples, plus this many of the consumer's blocks (known only once it
+        # runs: the default is the prebuffer plus two blocks).
         self._low_water = int(sample_rate * low_water_ms / 1000)
+        self._low_blocks = low_blocks
         self._max_stretch = int(sample_rate * max_stretch_ms / 1000)
         self._tail_open = False  # the latest part may still grow: stretching it is useful
         self._stretch_used = 0  # inserted in the current spurt
@@ -509,7 +526,8 @@ class JitterBuffer:
             part = self._parts[key] = _Part()
         part.add(write, write + count, count)
         self._last_key = key
-        self._tail_open = self._max_stretch > 0 and not part.done
+        budget = self._max_stretch - self._stretch_used
+        self._tail_open = not part.done and budget >= self._lags()[0]
         self._write_pos = write + count  # publish last: the samples are in place
         return count
 
@@ -540,16 +558,20 @@ class JitterBuffer:
         if not self._tail_open or key is None:
             return 0
         read, write = self._read_pos, self._write_pos
+        min_lag, max_lag = self._lags()
         budget = self._max_stretch - self._stretch_used
-        want = min(budget, self._low_water - (write - read))
+        if budget < min_lag:  # used up for this spurt: the consumer may stop signalling
+            self._tail_open = False
+            return 0
+        block = self._last_block or self.sample_rate // 50
+        want = min(budget, self._low_water + self._low_blocks * block - (write - read))
         if want <= 0:
             return 0
         part = self._parts[key]
-        block = self._last_block or self.sample_rate // 50
         # Past the block the consumer may be reading now, with a margin for this call being
-        # late, and within this part's audio (no other part's in between).
-        start = max(read + block + self.sample_rate // 200, part.tail_start())
-        min_lag, max_lag = self.sample_rate // 400, self.sample_rate * 15 // 1000
+        # late; within this part's audio (no other part's in between); and after what was
+        # inserted before (repeating a repeat would freeze the voice on one period).
+        start = max(read + block + self.sample_rate // 200, part.tail_start(), part.inserted_end())
         if write - start < 2 * min_lag:
             return 0
         ring, capacity = self._ring
@@ -564,8 +586,8 @@ class JitterBuffer:
             ring, capacity = self._grow(write + inserted - read)
             if write + inserted - read > capacity:
                 return 0
-        if self._read_pos + block > start:
-            return 0  # the consumer came too close meanwhile: leave its audio alone
+        if self._read_pos != read:
+            return 0  # the consumer moved on meanwhile: the next low signal tries again
         # The first period of the expanded audio is the original's: what changes starts one
         # period after `start`, further still from the consumer.
         _put(ring, capacity, start, expanded.samples)
@@ -791,7 +813,7 @@ class JitterBuffer:
             self._dry_zeros_from = self._zero_frames
             self._zero_frames += frames - count
             self._dry_events += 1  # publish last
-        elif available - count < self._low_water and self._tail_open:
+        elif available - count < self._low_water + self._low_blocks * frames and self._tail_open:
             self._lows += 1
         self._log(dac_time, read, count)
         self._frames_out += frames
@@ -816,6 +838,10 @@ class JitterBuffer:
             scratch[first:] = ring[: faded - first]
         np.multiply(scratch, gain, out=scratch)
         np.copyto(out[:faded], scratch, casting="unsafe")
+
+    def _lags(self) -> tuple[int, int]:
+        """The pitch periods `stretch()` repeats: 2.5-15 ms, a voice's range."""
+        return self.sample_rate // 400, self.sample_rate * 15 // 1000
 
     def _elapsed(self, now: float, dac: float) -> int:
         # The epsilon keeps 479.9999999 (float noise in times) from losing a whole sample.

@@ -69,18 +69,19 @@ class Playback(DeviceStream):
             lead = time_info.outputBufferDacTime - current
             if current <= 0 or not 0.0 <= lead < 1.0:  # host API gave no usable timing
                 lead = self._latency
-            jitter = self.jitter
-            jitter.read_into(outdata[:, 0], now + lead)
-            lows = jitter.low_signals
-            if lows != self._lows_seen:
-                self._lows_seen = lows
-                if not self._stretch_asked:
-                    self._stretch_asked = True
-                    self._loop.call_soon_threadsafe(self._stretch)
+            self.jitter.read_into(outdata[:, 0], now + lead)
         except Exception:  # noqa: BLE001 - a raise would silently kill the stream
             self.callback_errors += 1
             outdata.fill(0)
         self.calls += 1
+        try:
+            lows = self.jitter.low_signals
+            if lows != self._lows_seen and not self._stretch_asked:
+                self._lows_seen = lows
+                self._stretch_asked = True
+                self._loop.call_soon_threadsafe(self._stretch)
+        except Exception:  # noqa: BLE001 - a closing loop: nothing to stretch for any more
+            pass
 
     # --- asyncio thread ----------------------------------------------------------------------
 

@@ -35,7 +35,10 @@ from voicecli.errors import AudioError
 
 __all__ = ["RealBackend"]
 
-_RESAMPLER_IDLE_FLUSH_S = 0.05  # push the resampler's tail out when deltas pause this long
+# Push the resampler's tail out when deltas pause this long. `end_part` flushes a finished
+# part at once; this only catches a server that never says a part is done. (Shorter would
+# restart the resampler inside a late part: a click at every late delta.)
+_RESAMPLER_IDLE_FLUSH_S = 1.0
 _CAPTURE_POOL = 50  # mic blocks the loop may lag behind before the oldest are overwritten
 
 

@@ -3,9 +3,11 @@
 The app is given a `TalkSetup` (settings, where to connect, how to make the audio backend) and
 owns no session logic: one long-lived worker runs the engine (and, for the local demo, the
 embedded server on the same event loop); user actions are plain engine method calls; the
-engine's updates mark parts of the screen dirty, and a 10 Hz timer redraws what changed from
-`engine.snapshot()` and `engine.transcript()`. Levels and deltas therefore cost at most 10
-redraws a second however fast they come, and nothing at all when the screen would not change.
+engine's updates mark parts of the screen dirty, and ten times a second what changed is redrawn
+from `engine.snapshot()` and `engine.transcript()`, right after an engine tick while the engine
+has audio (no wake-up of its own), from a timer otherwise. Levels and deltas therefore cost at
+most 10 redraws a second however fast they come, and nothing at all when the screen would not
+change.
 How the widgets keep those redraws cheap is in `voicecli.tui.widgets`.
 
 Connection failures: the engine reconnects by itself when its settings ask for it (the status
@@ -33,7 +35,9 @@ from textual.worker import Worker, WorkerState
 
 from voicecli.engine import (
     ConnectionChanged,
+    Ended,
     EngineSnapshot,
+    LevelsChanged,
     Logged,
     NoticeAdded,
     TalkEngine,
@@ -49,6 +53,7 @@ from voicecli.tui.messages import EngineNotice, SessionStatus
 from voicecli.tui.render import meter, meter_cells, state_text, status_text, turn_text
 from voicecli.tui.setup import TalkSetup
 from voicecli.tui.widgets import (
+    Column,
     Inspector,
     Live,
     MainScreen,
@@ -63,6 +68,12 @@ from voicecli.turns import Mode
 __all__ = ["TalkApp"]
 
 REFRESH_HZ = 10
+_REFRESH_SLACK_S = 0.02
+"""A tick this much early still redraws: the engine's 50 ms ticks jitter around the 100 ms
+slot, and a redraw skipped by a hair would wait a whole tick more."""
+_WATCHDOG_S = 0.5
+"""While redraws ride on the engine's tick, a redraw older than this hands them back to the
+app's timer."""
 _MODES = (Mode.VAD, Mode.SEMANTIC, Mode.PTT)
 _SEVERITY = {"info": "information", "warning": "warning", "error": "error"}
 _NOTHING = object()
@@ -109,6 +120,10 @@ class TalkApp(App[int]):
         self._session_worker: Worker[None] | None = None
         self._ptt_hint_at = -1e9
         self._shown_looks: tuple[object, ...] = (_NOTHING,) * 4  # nothing shown yet
+        self._refreshed_at = -1e9
+        self._engine_paced = False
+        """The engine's tick drives the redraws (the app's own timer is paused)."""
+        self._refresh_due = False
 
     # --- layout --------------------------------------------------------------------------
 
@@ -116,25 +131,30 @@ class TalkApp(App[int]):
         return MainScreen(id="_default")
 
     def compose(self) -> ComposeResult:
-        # The one-line status and turn rows sit in rows of their own (see widgets.Row).
-        with Row(id="status-row"):
-            yield Live(id="status")
-        with Row(id="indicators"):
-            yield Live(id="state")
-            yield Meters(id="meters")
-        with Row(id="main"):
-            with Row(id="conversation-box"):
-                yield TranscriptPane(id="conversation")
-            yield Inspector(id="inspector")
-        with Row(id="turn-row"):
-            yield Live(id="turn")
-        with Row(id="compose"):
-            yield Input(
-                placeholder="Type a message and press Enter  (Enter or Tab: here · Esc: back)",
-                id="message",
-            )
-            yield PttButton("Hold to talk", id="ptt")
-        yield Footer()
+        # Every widget sits in a box of its own (see widgets.Row), and the screen holds two
+        # columns only: the head (status, state, meters) and the body under it. A repaint
+        # of a meter then renders that meter and empty boxes, not the footer or the state.
+        with Column(id="head"):
+            with Row(id="status-row"):
+                yield Live(id="status")
+            with Row(id="indicators"):
+                with Row(id="state-box"):
+                    yield Live(id="state")
+                yield Meters(id="meters")
+        with Column(id="body"):
+            with Row(id="main"):
+                with Row(id="conversation-box"):
+                    yield TranscriptPane(id="conversation")
+                yield Inspector(id="inspector")
+            with Row(id="turn-row"):
+                yield Live(id="turn")
+            with Row(id="compose"):
+                yield Input(
+                    placeholder="Type a message and press Enter  (Enter or Tab: here · Esc: back)",
+                    id="message",
+                )
+                yield PttButton("Hold to talk", id="ptt")
+            yield Footer()
 
     def on_mount(self) -> None:
         self._status = self.query_one("#status", Live)
@@ -152,7 +172,13 @@ class TalkApp(App[int]):
             self.query_one("#message", Input).focus()  # typing is all there is to do
         else:
             self._conversation.focus()  # space and the letter keys work from the start
-        self.set_interval(1 / REFRESH_HZ, self.refresh_view)
+        # Redraws follow the engine's tick while it has audio (it wakes 10-20 times a second
+        # anyway: see `_on_engine_tick`); this timer covers the rest (connecting, text only,
+        # after the session ended). A Textual timer is a wake-up of its own and a task step.
+        self._refresh_timer = self.set_interval(1 / REFRESH_HZ, self.refresh_view)
+        # Should the engine stop ticking without ending (a bug, a stall), the timer takes
+        # over again: a screen that stops updating would look like a hang.
+        self.set_interval(_WATCHDOG_S, self._check_engine_pace)
         self._session_worker = self.run_worker(
             self._run_session(), name="session", group="session", exit_on_error=False
         )
@@ -199,7 +225,9 @@ class TalkApp(App[int]):
 
     def _on_update(self, update: Update) -> None:
         """Engine subscriber: runs inside the engine's work, so it only takes notes."""
-        if isinstance(update, Logged):
+        if isinstance(update, LevelsChanged):
+            self._on_engine_tick()
+        elif isinstance(update, Logged):
             self.inspector_model.add(update.entry)
         elif isinstance(update, (TranscriptChanged, TurnFinished)):
             self._dirty_transcript = True
@@ -216,6 +244,35 @@ class TalkApp(App[int]):
                 text = f"{update.status.capitalize()}: {update.detail}"
                 self.post_message(EngineNotice(text, "warning"))
             self.post_message(SessionStatus(update.status, update.detail))
+        elif isinstance(update, Ended) and self._engine_paced:
+            self._engine_paced = False
+            self._refresh_timer.resume()
+
+    def _on_engine_tick(self) -> None:
+        """The engine ticked (levels are published on every tick while there is audio): the
+        redraw rides on that wake-up instead of a timer of its own, at most REFRESH_HZ times a
+        second. It runs right after the tick (`call_soon`: the same wake-up), so it shows the
+        state the tick left."""
+        if not self._engine_paced:
+            self._engine_paced = True
+            self._refresh_timer.pause()
+        if self._refresh_due:
+            return
+        if time.monotonic() - self._refreshed_at >= 1 / REFRESH_HZ - _REFRESH_SLACK_S:
+            self._refresh_due = True
+            asyncio.get_running_loop().call_soon(self._paced_refresh)
+
+    def _check_engine_pace(self) -> None:
+        if self._engine_paced and time.monotonic() - self._refreshed_at > _WATCHDOG_S:
+            self._engine_paced = False
+            self._refresh_timer.resume()
+
+    def _paced_refresh(self) -> None:
+        self._refresh_due = False
+        try:
+            self.refresh_view()
+        except Exception as error:  # as from a timer: Textual's handling (crash log, exit)
+            self._handle_exception(error)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker is not self._session_worker or event.state is not WorkerState.ERROR:
@@ -273,10 +330,11 @@ class TalkApp(App[int]):
     # --- drawing -------------------------------------------------------------------------
 
     def refresh_view(self) -> None:
-        """Redraw whatever changed (a timer calls it ten times a second)."""
+        """Redraw whatever changed (ten times a second: see `_on_engine_tick`)."""
         engine = self.engine
         if engine is None:
             return
+        self._refreshed_at = time.monotonic()
         snap = engine.snapshot()
         now = self.setup.wall_clock()
         # Each indicator is rebuilt only when something it shows changed: while audio flows

@@ -22,7 +22,16 @@ from voicecli.tui.eventlog import InspectorModel, format_row
 from voicecli.tui.render import transcript_line
 
 
-__all__ = ["Inspector", "Live", "MainScreen", "Meters", "PttButton", "Row", "TranscriptPane"]
+__all__ = [
+    "Column",
+    "Inspector",
+    "Live",
+    "MainScreen",
+    "Meters",
+    "PttButton",
+    "Row",
+    "TranscriptPane",
+]
 
 
 # Textual renders every widget whose clip meets a changed region on every frame, and the
@@ -42,6 +51,12 @@ class Row(Horizontal):
     """A row of widgets, only a background (and padding) of its own. Also a box around one
     widget: clipped by the box instead of the row around it, the widget is left alone when
     something beside it repaints."""
+
+    BLANK = True
+
+
+class Column(Vertical):
+    """`Row`'s vertical twin: widgets one under another, nothing of its own to draw."""
 
     BLANK = True
 
@@ -120,8 +135,11 @@ class Meters(Vertical):
         self._out = Live(id="out-meter")
 
     def compose(self) -> ComposeResult:
-        yield self._mic
-        yield self._out
+        # A box each: one meter's repaint leaves the other alone (see `Row`).
+        with Column(classes="meter-box"):
+            yield self._mic
+        with Column(classes="meter-box"):
+            yield self._out
 
     def show(self, mic: Text, out: Text) -> None:
         self._mic.show(mic)
