@@ -20,8 +20,8 @@ the player starts on block boundaries), and to within what the player stretched:
 assistant audio is recorded as received, so where the player played pitch periods twice
 while the next delta was late (`AudioStats.stretched_ms`), the rest of that reply reached the
 speaker that much later than the recording shows (a recording with holes where no sound was
-would be worse). The output device's own latency is not
-modelled: with a real sound card the right channel runs that much (typically 10-50 ms) early.
+would be worse). The output device's own latency is not modelled: with a real sound card the
+right channel runs that much (typically 10-50 ms) early.
 
 Both files are written as the session goes: the WAV header is updated with every block of
 samples written (about once a second), and each JSONL line is flushed, so a crash leaves

@@ -45,10 +45,10 @@ MIN_COMMIT_MS = 100
 """The server refuses to commit less audio than this (`input_audio_buffer_commit_empty`)."""
 
 _SENT_HISTORY = 256
+"""How many sent event ids are remembered for matching errors."""
 _MAX_MERGED_AUDIO = 48_000
 """Bytes of appended audio merged into one `input_audio_buffer.append` at most (1 s of pcm16;
 the API allows 15 MiB, but a long frame would hold up the events queued after it)."""
-"""How many sent event ids are remembered for matching errors."""
 
 
 def handshake_headers(api_key: str, dialect: Dialect = GA) -> dict[str, str]:
