@@ -216,47 +216,19 @@ class _Part:
         else:
             self.spans.append([start, end, carried])
 
-    def inserted_end(self) -> int:
-        """Where the part's last inserted period ends (0: none)."""
-        for start, end, carried in reversed(self.spans):
-            if not carried and end > start:
-                return end
-        return 0
+    def replace_tail(self, start: int, pieces: list[tuple[int, int]]) -> None:
+        """The audio from `start` on, inside the last span, became `pieces` of `expand()`.
 
-    def tail_start(self) -> int:
-        """Where the part's audio at the end of the stream begins without another part's
-        audio (or a clear) in between: the stretch of it `stretch()` may rework."""
-        spans = self.spans
-        index = len(spans) - 1
-        while index > 0 and spans[index - 1][1] == spans[index][0]:
-            index -= 1
-        return spans[index][0]
-
-    def restretch(self, start: int, pieces: list[tuple[int, int]]) -> None:
-        """Describe the audio from `start` (within `tail_start()`'s stretch) anew: it was
-        replaced by `pieces` of `expand()`, whose input was the audio there before."""
-        old = [span for span in self.spans if span[1] > start]
-        self.spans = [span for span in self.spans if span[1] <= start]
-        if old[0][0] < start:  # the span the stretch starts inside keeps its head
-            head_start, _, carried = old[0]
-            self.add(head_start, start, start - head_start if carried else 0)
-            old[0] = [start, old[0][1], old[0][1] - start if carried else 0]
-        position = source = start  # in the new audio, and in the audio it was made of
-        spans = iter(old)
-        span = next(spans)
+        That span is the part's own audio up to the write position: `write()` and
+        `expand()` both end on input, adjacent input merges into one span, and `stretch()`
+        starts past anything it inserted before (repeating a repeat would freeze the voice).
+        """
+        head = self.spans.pop()[0]
+        if head < start:
+            self.add(head, start, start - head)
         for length, carried in pieces:
-            if not carried:
-                self.add(position, position + length, 0)
-                position += length
-                continue
-            # An input piece carries what the audio it copies carried: its own samples, or
-            # none where that audio was itself inserted by an earlier stretch.
-            while length:
-                while source >= span[1]:
-                    span = next(spans)
-                take = min(length, span[1] - source)
-                self.add(position, position + take, take if span[2] else 0)
-                position, source, length = position + take, source + take, length - take
+            self.add(start, start + length, carried)
+            start += length
 
 
 class _Spurt:
@@ -569,9 +541,9 @@ class JitterBuffer:
             return 0
         part = self._parts[key]
         # Past the block the consumer may be reading now, with a margin for this call being
-        # late; within this part's audio (no other part's in between); and after what was
-        # inserted before (repeating a repeat would freeze the voice on one period).
-        start = max(read + block + self.sample_rate // 200, part.tail_start(), part.inserted_end())
+        # late, and within the part's last span: its own audio after anything inserted before
+        # and after any other part's (see `_Part.replace_tail`).
+        start = max(read + block + self.sample_rate // 200, part.spans[-1][0])
         if write - start < 2 * min_lag:
             return 0
         ring, capacity = self._ring
@@ -591,7 +563,7 @@ class JitterBuffer:
         # The first period of the expanded audio is the original's: what changes starts one
         # period after `start`, further still from the consumer.
         _put(ring, capacity, start, expanded.samples)
-        part.restretch(start, expanded.pieces)
+        part.replace_tail(start, expanded.pieces)
         self._stretch_used += inserted
         self._stretched += inserted
         self._stretches += 1
