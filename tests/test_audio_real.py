@@ -8,10 +8,12 @@ the speaker independently with `parec` on `spk.monitor`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
@@ -229,22 +231,29 @@ def chirp_with_offset(seconds: float = 3.0) -> np.ndarray:
     return signal.astype(np.int16)
 
 
-async def cut_and_record(tmp_path: Path, fade_ms: float) -> tuple[np.ndarray, np.ndarray, int]:
-    signal = chirp_with_offset()
-    raw = tmp_path / f"spk-{fade_ms}.raw"
+@contextlib.asynccontextmanager
+async def recorded_speaker(raw: Path, **options: object) -> AsyncIterator[RealBackend]:
+    """A speaker-only backend while parec records what reaches the `spk` sink into `raw`."""
     recorder = pulse.record_monitor("spk", raw)
-    backend = RealBackend(use_input=False, fade_ms=fade_ms)
+    backend = RealBackend(use_input=False, **options)  # type: ignore[arg-type]
     await backend.start()
     try:
         await asyncio.sleep(0.3)  # parec is up
+        yield backend
+    finally:
+        await backend.stop()
+        await stop_recording(recorder)
+
+
+async def cut_and_record(tmp_path: Path, fade_ms: float) -> tuple[np.ndarray, np.ndarray, int]:
+    signal = chirp_with_offset()
+    raw = tmp_path / f"spk-{fade_ms}.raw"
+    async with recorded_speaker(raw, fade_ms=fade_ms) as backend:
         play_all(backend, signal, "tone")
         await asyncio.sleep(0.6)
         backend.clear()
         heard_ms = backend.played_ms("tone", 0)
         await asyncio.sleep(0.3)
-    finally:
-        await backend.stop()
-        await stop_recording(recorder)
     return signal, read_raw(raw), heard_ms
 
 
@@ -293,11 +302,7 @@ async def late_reply(tmp_path: Path, max_stretch_ms: float) -> tuple[np.ndarray,
     """300 ms of a reply, then the rest one 20 ms block after the speaker needed it."""
     signal = chirp_with_offset(1.0)
     raw = tmp_path / f"late-{max_stretch_ms}.raw"
-    recorder = pulse.record_monitor("spk", raw)
-    backend = RealBackend(use_input=False, max_stretch_ms=max_stretch_ms)
-    await backend.start()
-    try:
-        await asyncio.sleep(0.3)  # parec is up
+    async with recorded_speaker(raw, max_stretch_ms=max_stretch_ms) as backend:
         head = RATE * 3 // 10
         play_all(backend, signal[:head], "late", done=False)
         # Late by the device's clock, not the wall's (the first callbacks fill the device's
@@ -311,9 +316,6 @@ async def late_reply(tmp_path: Path, max_stretch_ms: float) -> tuple[np.ndarray,
         play_all(backend, signal[head:], "late")
         assert await backend.drain(timeout=10)
         await asyncio.sleep(0.3)
-    finally:
-        await backend.stop()
-        await stop_recording(recorder)
     return read_raw(raw), backend
 
 

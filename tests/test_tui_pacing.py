@@ -7,7 +7,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
+from typing import Any
 
 from tests.test_tui import running, setup_for
 from voicecli.audio import NullBackend
@@ -25,32 +28,34 @@ async def redraws_during(app: TalkApp, seconds: float) -> int:
     return len(stamps) - 1  # the one shown at the start was earlier
 
 
-async def test_redraws_ride_on_the_engine_tick_while_it_has_audio() -> None:
+@contextlib.asynccontextmanager
+async def engine_paced_app() -> AsyncIterator[tuple[Any, TalkApp]]:
+    """The talk app connected with audio, once its redraws ride on the engine's tick."""
     audio = NullBackend(mic="silence", realtime=True)
     async with LocalServer(ServerOptions(responder="echo", pace=0)) as server:
         async with running(setup_for(server, lambda: audio)) as screen:
             app = screen.app
             await screen.connected()
             await screen.until(lambda: app._engine_paced)
-            timer = app._refresh_timer
-            assert not timer._active.is_set()  # the app's own timer is paused
-            assert 6 <= await redraws_during(app, 1.0) <= 11
+            yield screen, app
 
-            app.engine.stop()  # the engine ends: the timer redraws again
-            await screen.until(lambda: timer._active.is_set())
-            assert not app._engine_paced
-            assert 6 <= await redraws_during(app, 1.0) <= 11
+
+async def test_redraws_ride_on_the_engine_tick_while_it_has_audio() -> None:
+    async with engine_paced_app() as (screen, app):
+        timer = app._refresh_timer
+        assert not timer._active.is_set()  # the app's own timer is paused
+        assert 6 <= await redraws_during(app, 1.0) <= 11
+
+        app.engine.stop()  # the engine ends: the timer redraws again
+        await screen.until(lambda: timer._active.is_set())
+        assert not app._engine_paced
+        assert 6 <= await redraws_during(app, 1.0) <= 11
 
 
 async def test_the_timer_takes_over_when_the_engine_stops_ticking_without_ending() -> None:
-    audio = NullBackend(mic="silence", realtime=True)
-    async with LocalServer(ServerOptions(responder="echo", pace=0)) as server:
-        async with running(setup_for(server, lambda: audio)) as screen:
-            app = screen.app
-            await screen.connected()
-            await screen.until(lambda: app._engine_paced)
-            # The engine's updates stop reaching the app (as if its tick had hung).
-            app.engine._subscribers.remove(app._on_update)
-            await screen.until(lambda: not app._engine_paced, timeout=2)
-            assert app._refresh_timer._active.is_set()
-            assert 6 <= await redraws_during(app, 1.0) <= 11
+    async with engine_paced_app() as (screen, app):
+        # The engine's updates stop reaching the app (as if its tick had hung).
+        app.engine._subscribers.remove(app._on_update)
+        await screen.until(lambda: not app._engine_paced, timeout=2)
+        assert app._refresh_timer._active.is_set()
+        assert 6 <= await redraws_during(app, 1.0) <= 11
