@@ -80,8 +80,8 @@ class Screen:
         return [(line.kind, line.text) for line in self.app.query_one("#conversation").lines]
 
     def line_texts(self) -> list[str]:
-        """The conversation as rendered on screen, one string per line widget."""
-        return [view.text for view in self.app.query(".line")]
+        """The conversation as rendered on screen, one string per transcript line."""
+        return self.app.query_one("#conversation").texts
 
     def sent(self, kind: str) -> list[dict[str, Any]]:
         log = self.app.engine.log

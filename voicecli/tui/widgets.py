@@ -5,19 +5,23 @@ show already, which keeps a 10 Hz refresh nearly free when nothing changes.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Hashable, Sequence
 
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
+from textual.geometry import Size
 from textual.message import Message
 from textual.screen import Screen
+from textual.scroll_view import ScrollView
+from textual.selection import Selection
 from textual.strip import Strip
 from textual.visual import Visual, visualize
 from textual.widgets import Log, Static
 
-from voicecli.transcript import Line
+from voicecli.transcript import Line, LineKind
 from voicecli.tui.eventlog import InspectorModel, format_row
 from voicecli.tui.render import transcript_line
 
@@ -151,69 +155,135 @@ class Meters(Vertical):
         return f"{self._mic.text}\n{self._out.text}".rstrip("\n")
 
 
-class _LineView(Static):
-    def __init__(self, line: Line) -> None:
-        super().__init__(transcript_line(line), classes=f"line {line.kind.value}")
-        self.line = line
+class TranscriptPane(ScrollView, can_focus=True):
+    """The conversation, drawn row by row (Textual's Line API) from `Line`s.
 
-    def set_line(self, line: Line) -> bool:
-        """Show `line`; True if that changed the height (the screen is laid out again)."""
-        if line is self.line or line == self.line:  # unchanged lines come back as themselves
-            return False
-        self.line = line
-        text = transcript_line(line)
-        # A streaming reply changes many times a second but needs another row only now and
-        # then: lay the screen out again only when the wrapped height changes.
-        width = self.content_region.width
-        height = len(text.wrap(self.app.console, width)) if width > 0 else -1
-        resized = height != self.content_region.height
-        self.update(text, layout=resized)
-        return resized
-
-    @property
-    def text(self) -> str:
-        """The line as shown, in plain text."""
-        return transcript_line(self.line).plain
-
-
-class TranscriptPane(VerticalScroll):
-    """The conversation, one widget per transcript line, keyed by `Line.key`.
-
-    Lines usually only change in place (a streaming reply, a late user transcript filling its
-    placeholder) or get appended; when the order changes (a typed message confirmed by the
-    server, a notice placed after an earlier item) the pane is rebuilt. It follows the end of
-    the conversation unless the user scrolled up.
+    Each line is wrapped once, when it changes (or the width does), into rows kept as strips;
+    a frame draws only the rows it shows from them. So the cost of a streaming reply's delta
+    does not grow with the conversation: the pane is one widget however long the session
+    (one widget per line made every change lay out all of them again, `bench/tui_lines.py`).
+    The screen is laid out again only when the pane's total height changes. Every line but a
+    notice is followed by a blank row. It follows the end of the conversation unless the user
+    scrolled up; text can be selected with the mouse as in any Textual widget.
     """
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self._views: list[_LineView] = []
+        self._lines: list[Line] = []
+        self._rows: list[list[Text | None]] = []  # per line: its wrapped rows, None = blank
+        self._starts: list[int] = []  # per line: its first row
+        self._drawn: list[list[Strip | None]] = []  # per line: its rows as drawn (cache)
+        self._width = 0
 
     @property
     def lines(self) -> list[Line]:
-        return [view.line for view in self._views]
+        return list(self._lines)
+
+    @property
+    def texts(self) -> list[str]:
+        """Each line as shown, in plain text."""
+        return [transcript_line(line).plain for line in self._lines]
 
     def sync(self, lines: Sequence[Line]) -> None:
+        """Show `lines`: only those that differ from what is shown are wrapped again."""
+        old = self._lines
+        width = self._wrap_width()
+        same = [i < len(old) and (line is old[i] or line == old[i]) for i, line in enumerate(lines)]
+        if len(lines) == len(old) and all(same):
+            return
         follow = self.scroll_y >= self.max_scroll_y - 1
-        keys = [view.line.key for view in self._views]
-        resized = True
-        if [line.key for line in lines[: len(keys)]] != keys:
-            self.remove_children()
-            self._views = [_LineView(line) for line in lines]
-            if self._views:
-                self.mount_all(self._views)
-        else:
-            resized = False
-            for view, line in zip(self._views, lines, strict=False):
-                resized |= view.set_line(line)
-            new = [_LineView(line) for line in lines[len(keys) :]]
-            if new:
-                resized = True
-                self._views += new
-                self.mount_all(new)
-        # Text changing in place within its rows leaves the end where it was.
-        if follow and resized:
-            self.call_after_refresh(self.scroll_end, animate=False)
+        self._lines = list(lines)
+        if width != self._width:
+            self._width = width
+            self._rewrap()
+            return
+        changed = [i for i, unchanged in enumerate(same) if not unchanged]
+        rows, drawn = self._rows[: len(lines)], self._drawn[: len(lines)]
+        for i in changed:
+            wrapped = self._wrap(lines[i])
+            if i < len(rows):
+                rows[i], drawn[i] = wrapped, [None] * len(wrapped)
+            else:
+                rows.append(wrapped)
+                drawn.append([None] * len(wrapped))
+        old_height = self.virtual_size.height
+        self._rows, self._drawn = rows, drawn
+        self._place()
+        if self.virtual_size.height != old_height or len(lines) < len(old):
+            self.refresh()
+            if follow:
+                self.call_after_refresh(self.scroll_end, animate=False)
+            return
+        # Text changing within its rows (the usual streaming delta): repaint those rows only.
+        for i in changed:
+            self.refresh_lines(self._starts[i], len(rows[i]))
+
+    def _wrap_width(self) -> int:
+        return max(1, self.scrollable_content_region.width)
+
+    def _wrap(self, line: Line) -> list[Text | None]:
+        text = transcript_line(line)
+        rows: list[Text | None] = list(text.wrap(self.app.console, max(1, self._width)))
+        if line.kind is not LineKind.NOTICE:
+            rows.append(None)
+        return rows
+
+    def _rewrap(self) -> None:
+        self._rows = [self._wrap(line) for line in self._lines]
+        self._drawn = [[None] * len(rows) for rows in self._rows]
+        self._place()
+        self.refresh()
+
+    def _place(self) -> None:
+        starts, row = [], 0
+        for wrapped in self._rows:
+            starts.append(row)
+            row += len(wrapped)
+        self._starts = starts
+        if self.virtual_size != Size(self._width, row):
+            self.virtual_size = Size(self._width, row)
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self._wrap_width() != self._width:
+            self._width = self._wrap_width()
+            self._rewrap()
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        row = scroll_y + y
+        style = self.rich_style
+        width = self.scrollable_content_region.width
+        index = bisect.bisect_right(self._starts, row) - 1
+        if index < 0 or row >= self.virtual_size.height:
+            return Strip.blank(width, style)
+        offset = row - self._starts[index]
+        text = self._rows[index][offset]
+        if text is None:
+            return Strip.blank(width, style).apply_offsets(scroll_x, row)
+        selection = self.text_selection
+        span = selection.get_span(row) if selection is not None else None
+        strip = self._drawn[index][offset] if span is None else None
+        if strip is None:
+            if span is not None:
+                text = text.copy()
+                start, end = span
+                text.stylize(
+                    self.screen.get_component_rich_style("screen--selection"),
+                    start,
+                    len(text) if end == -1 else end,
+                )
+            strip = Strip(text.render(self.app.console), text.cell_len).apply_style(style)
+            if span is None:
+                self._drawn[index][offset] = strip
+        return strip.crop_extend(scroll_x, scroll_x + width, style).apply_offsets(scroll_x, row)
+
+    def get_selection(self, selection: Selection) -> tuple[str, str] | None:
+        """The selected text (the rows as shown, one per line)."""
+        rows = [row.plain.rstrip() if row else "" for rows in self._rows for row in rows]
+        return selection.extract("\n".join(rows)), "\n"
+
+    def selection_updated(self, selection: Selection | None) -> None:
+        self.refresh()
 
 
 LIVE_ROWS = 4
