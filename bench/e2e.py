@@ -420,8 +420,12 @@ async def duplex_conversation(seconds: float) -> Conversation:
         if real:
             from tests import pulse
             from voicecli.audio import RealBackend
+            from voicecli.config import load_config
 
-            backend = probed_backend(RealBackend, probe)(block_ms=20)
+            audio = load_config({}, {}, dotenv_path=None).audio  # talk's defaults
+            backend = probed_backend(RealBackend, probe)(
+                block_ms=audio.block_ms, output_block_ms=audio.output_block_ms
+            )
         else:
             from voicecli.smoke.audio import SmokeAudio
 

@@ -23,10 +23,11 @@ Scenarios:
 - engine only: the same engine, audio backend and settings without any UI, a baseline: the
   difference to the talk rows is what the UI costs;
 - audio streams only: the floor. A process that opens the same PortAudio input and output
-  streams (default devices, 24 kHz mono int16, 20 ms blocks: through ALSA's pulse plugin to the
-  PulseAudio null sinks) with empty callbacks and does nothing else. Its CPU is PortAudio's and
-  the pulse plugin's threads in our process plus the two callbacks entering Python 100 times a
-  second: every audio row pays it, and a sound card driven by ALSA directly would cost less.
+  streams (default devices, 24 kHz mono int16, talk's block lengths: 40 ms in, 20 ms out;
+  through ALSA's pulse plugin to the PulseAudio null sinks) with empty callbacks and does
+  nothing else. Its CPU is PortAudio's and the pulse plugin's threads in our process plus the
+  two callbacks entering Python 75 times a second: every audio row pays it, and a sound card
+  driven by ALSA directly would cost less.
 """
 
 from __future__ import annotations
@@ -208,8 +209,16 @@ def engine_only(url: str) -> int:
     from voicecli.engine import TalkEngine, TalkSettings, TurnFinished, opener_for
     from voicecli.session import ConnectionSettings
 
-    settings = TalkSettings.from_config(load_config({}, dotenv_path=None))
-    engine = TalkEngine(settings, opener_for(ConnectionSettings(url=url)), RealBackend())
+    config = load_config({}, dotenv_path=None)
+    audio = RealBackend(
+        block_ms=config.audio.block_ms,
+        output_block_ms=config.audio.output_block_ms,
+        prebuffer_ms=config.audio.prebuffer_ms,
+        max_stretch_ms=config.audio.max_stretch_ms,
+    )
+    engine = TalkEngine(
+        TalkSettings.from_config(config), opener_for(ConnectionSettings(url=url)), audio
+    )
 
     def on_update(update: object) -> None:
         if isinstance(update, TurnFinished):
@@ -233,8 +242,10 @@ def streams_only() -> int:
     import threading
 
     from voicecli.audio.devices import load_sounddevice
+    from voicecli.config import load_config
 
     sd = load_sounddevice()
+    audio = load_config({}, dotenv_path=None).audio  # talk's block lengths
 
     def record(indata: object, frames: int, time_info: object, status: object) -> None:
         pass
@@ -242,8 +253,11 @@ def streams_only() -> int:
     def play(outdata: Any, frames: int, time_info: object, status: object) -> None:
         outdata.fill(0)
 
-    options = {"samplerate": 24000, "channels": 1, "dtype": "int16", "blocksize": 480}
-    with sd.InputStream(callback=record, **options), sd.OutputStream(callback=play, **options):
+    options = {"samplerate": 24000, "channels": 1, "dtype": "int16"}
+    with (
+        sd.InputStream(callback=record, blocksize=24 * audio.block_ms, **options),
+        sd.OutputStream(callback=play, blocksize=24 * audio.output_block_ms, **options),
+    ):
         print("● connected (audio streams only)", flush=True)
         threading.Event().wait()  # until the benchmark kills the pane
     return 0
@@ -329,20 +343,22 @@ def write(chosen: list[Scenario], window: float, repeat: int, load: tuple[float,
         "and no UI, against the same server: the difference to the talk rows is the UI's "
         "share.",
         "- *audio streams only (floor)*: a process that opens the same PortAudio input and "
-        "output streams (default devices through ALSA's pulse plugin, 24 kHz mono, 20 ms "
-        "blocks) with empty callbacks: PortAudio's and the plugin's threads and 100 callbacks "
-        "a second into Python. Every audio row pays it; a sound card that ALSA drives "
-        "directly would cost less.",
-        "- Every audio row: 50 mic blocks a second, handed to the event loop in batches (one "
-        "wake-up and one `input_audio_buffer.append` frame per 100 ms while nobody speaks, per "
-        "40 ms while the server hears speech, a loud block at once; base64 + JSON + WebSocket "
-        "write per frame: on loopback the write syscall also does the server side's TCP "
-        "receive). The engine ticks every 50 ms while assistant audio plays, every 20 ms while "
-        "push-to-talk is held, else every 100 ms.",
+        "output streams (default devices through ALSA's pulse plugin, 24 kHz mono, talk's "
+        "blocks: 40 ms in, 20 ms out) with empty callbacks: PortAudio's and the plugin's "
+        "threads and 75 callbacks a second into Python. Every audio row pays it; a sound "
+        "card that ALSA drives directly would cost less.",
+        "- Every audio row: 25 mic blocks a second (40 ms), handed to the event loop in "
+        "batches (one wake-up and one `input_audio_buffer.append` frame per 80 ms while "
+        "nobody speaks, per block while the server hears speech, a loud block at once; "
+        "base64 + JSON + WebSocket write per frame: on loopback the write syscall also does "
+        "the server side's TCP receive). The engine ticks every 50 ms while assistant audio "
+        "plays, every 20 ms while push-to-talk is held, else every 100 ms.",
         "- The UI redraws at most 10 times a second from `engine.snapshot()`, and only what "
         "changed (fixed-size widgets repaint without a layout pass; the meters only when a "
         "level crosses a cell, from lines drawn before; containers with nothing to draw are "
-        "painted as background). With the inspector open, its live area changes every frame "
+        "painted as background; the conversation pane draws its own rows, so a transcript "
+        "delta repaints the rows of its line and lays the screen out only when it adds a "
+        "row). With the inspector open, its live area changes every frame "
         "and each finished row grows its log, which costs Textual a layout pass.",
         "",
     ]

@@ -221,6 +221,27 @@ async def test_block_length_is_configurable(sound_server: str, block_ms: int) ->
     assert len(blocks) >= 0.4 / (block_ms / 1000)
 
 
+async def test_the_speaker_has_a_block_length_of_its_own(sound_server: str) -> None:
+    # talk's defaults: 40 ms mic blocks (fewer callbacks), 20 ms speaker blocks (latency).
+    backend = RealBackend(block_ms=40, output_block_ms=20)
+    await backend.start()
+    try:
+        blocks: list[MicBlock] = []
+        task = asyncio.create_task(collect(backend, blocks, []))
+        backend.play(np.zeros(RATE // 2, np.int16).tobytes(), "item", 0)
+        await asyncio.sleep(0.6)
+        assert backend.capture.block_frames == RATE * 40 // 1000
+        assert backend.playback.block_frames == RATE * 20 // 1000
+        assert backend.playback.latency < backend.capture.latency  # two blocks each, about
+        assert backend.jitter.stats().frames_played > 0
+    finally:
+        await backend.stop()
+    await task
+    assert {len(block.pcm) for block in blocks} == {RATE * 40 // 1000 * 2}
+    with pytest.raises(ValueError, match="output_block_ms"):
+        RealBackend(output_block_ms=5)
+
+
 def chirp_with_offset(seconds: float = 3.0) -> np.ndarray:
     """A signal that never nears zero (so a hard cut always clicks) and never repeats."""
     t = np.arange(int(RATE * seconds)) / RATE

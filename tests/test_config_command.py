@@ -86,7 +86,7 @@ def test_show_json_has_sources_and_no_key(
     assert data["values"]["session.output"] == {
         "value": "text", "source": "env", "detail": "VOICECLI_SESSION_OUTPUT"
     }  # fmt: skip
-    assert data["values"]["audio.block_ms"] == {"value": 20, "source": "default", "detail": ""}
+    assert data["values"]["audio.block_ms"] == {"value": 40, "source": "default", "detail": ""}
     assert data["prices"]["gpt-realtime"]["audio_output"]["value"] == 64.0
     assert data["api_key"] == "sk-...zz99"
     assert FAKE_KEY not in out

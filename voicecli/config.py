@@ -291,11 +291,24 @@ KEYS: tuple[Key, ...] = (
         "audio",
         "block_ms",
         int,
-        20,
-        "Microphone block length in ms (the capture and echo-guard granularity).",
+        40,
+        "Microphone block length in ms (the capture and echo-guard granularity). 40 ms blocks "
+        "cost measurably less CPU than 20 and delay nothing that matters: speech is sent in "
+        "batches of 40 ms anyway, and the onset of speech reaches the server at most one block "
+        "late.",
         minimum=10,
         maximum=100,
         flag="--block-ms",
+    ),
+    Key(
+        "audio",
+        "output_block_ms",
+        int,
+        20,
+        "Speaker block length in ms: the output latency grows with it (PortAudio buffers about "
+        "two blocks), and a barge-in silences the speaker from the next block on.",
+        minimum=10,
+        maximum=100,
     ),
     Key(
         "audio",
@@ -526,6 +539,7 @@ class AudioSection:
     input_device: str
     output_device: str
     block_ms: int
+    output_block_ms: int
     batch_ms: int
     speech_batch_ms: int
     prebuffer_ms: int

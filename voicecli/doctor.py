@@ -179,7 +179,11 @@ async def check_open(ctx: Context) -> str:
 
     audio = ctx.config.audio
     backend = RealBackend(
-        ctx.input_spec, ctx.output_spec, block_ms=audio.block_ms, prebuffer_ms=audio.prebuffer_ms
+        ctx.input_spec,
+        ctx.output_spec,
+        block_ms=audio.block_ms,
+        output_block_ms=audio.output_block_ms,
+        prebuffer_ms=audio.prebuffer_ms,
     )
     try:
         await backend.start()

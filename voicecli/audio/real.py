@@ -51,7 +51,8 @@ class RealBackend(BackendBase):
         output_device: likewise for the output.
         use_input: open the microphone (False: `mic_blocks()` yields nothing).
         use_output: open the speaker (False: `play()` only counts what it is given).
-        block_ms: callback block length for both streams, 10-100 ms (default 20).
+        block_ms: the microphone's callback block length, 10-100 ms (default 20).
+        output_block_ms: the speaker's, 10-100 ms (None: the same as the microphone's).
         prebuffer_ms: assistant audio queued before playback starts (default 60).
         max_prebuffer_ms: ceiling for the adaptive prebuffer after underruns.
         fade_ms: barge-in fade-out (default 15).
@@ -70,6 +71,7 @@ class RealBackend(BackendBase):
         use_input: bool = True,
         use_output: bool = True,
         block_ms: int = 20,
+        output_block_ms: int | None = None,
         prebuffer_ms: float = 60,
         max_prebuffer_ms: float = 200,
         fade_ms: float = 15,
@@ -89,6 +91,9 @@ class RealBackend(BackendBase):
         # "3" means index 3 and "" or "default" the default, as on the command line.
         self.input_device = parse_device_spec(input_device)
         self.output_device = parse_device_spec(output_device)
+        if output_block_ms is not None and not 10 <= output_block_ms <= 100:
+            raise ValueError("output_block_ms must be between 10 and 100")
+        self.output_block_ms = output_block_ms or block_ms
         self.use_input = use_input
         self.use_output = use_output
         self._forced_rates = {"input": input_rate, "output": output_rate}
@@ -144,7 +149,7 @@ class RealBackend(BackendBase):
                 if rate != SAMPLE_RATE:
                     self._resampler = StreamResampler(SAMPLE_RATE, rate)
                 self.playback = Playback(
-                    device, rate, self.block_ms, self.jitter, loop, self._output_lost
+                    device, rate, self.output_block_ms, self.jitter, loop, self._output_lost
                 )
         try:
             for stream in (self.playback, self.capture):

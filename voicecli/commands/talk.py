@@ -166,6 +166,7 @@ def _audio_factory(config: Config) -> tuple[Callable[[], RealBackend], str | Non
             input_spec,
             output_spec,
             block_ms=audio.block_ms,
+            output_block_ms=audio.output_block_ms,
             prebuffer_ms=audio.prebuffer_ms,
             max_stretch_ms=audio.max_stretch_ms,
         )
