@@ -212,7 +212,8 @@ class TranscriptPane(ScrollView, can_focus=True):
         if self.virtual_size.height != old_height or len(lines) < len(old):
             self.refresh()
             if follow:
-                self.call_after_refresh(self.scroll_end, animate=False)
+                # Now: the new size is known (forced: the scrollbar may not be shown yet).
+                self.scroll_end(animate=False, immediate=True, force=True)
             return
         # Text changing within its rows (the usual streaming delta): repaint those rows only.
         for i in changed:
