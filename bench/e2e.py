@@ -389,6 +389,7 @@ class Conversation:
     rss_kib: list[int]
     hwm_kib: int
     stalls_ms: list[float]
+    mic_pacing: str
     audio_lost: str | None = None
 
 
@@ -412,24 +413,38 @@ async def connected_engine(
     return engine, task
 
 
+def mic_pacing(block_ms: int, batch_ms: int, speech_batch_ms: int) -> str:
+    """How talk hands mic blocks over (as `RealBackend.pace_mic` rounds batches to blocks)."""
+
+    def batch(ms: int) -> int:
+        return max(1, round(ms / block_ms)) * block_ms
+
+    return (
+        f"blocks of {block_ms} ms, batched as talk does (up to {batch(batch_ms)} ms while "
+        f"nobody speaks, {batch(speech_batch_ms)} ms while the server hears speech, onsets "
+        "at once)"
+    )
+
+
 async def duplex_conversation(seconds: float) -> Conversation:
     pcm, spoken = conversation_pcm(seconds)
     probe = Probe()
     real = sound_server_up()
+    from voicecli.config import load_config
+
+    audio = load_config({}, {}, dotenv_path=None).audio  # talk's defaults
     with ServerProcess(responder="echo", pace=1.0) as server, tempfile.TemporaryDirectory() as tmp:
         if real:
             from tests import pulse
             from voicecli.audio import RealBackend
-            from voicecli.config import load_config
 
-            audio = load_config({}, {}, dotenv_path=None).audio  # talk's defaults
             backend = probed_backend(RealBackend, probe)(
                 block_ms=audio.block_ms, output_block_ms=audio.output_block_ms
             )
         else:
             from voicecli.smoke.audio import SmokeAudio
 
-            backend = probed_backend(SmokeAudio, probe)(realtime=True)
+            backend = probed_backend(SmokeAudio, probe)(realtime=True, block_ms=audio.block_ms)
         engine, task = await connected_engine(server.url, tmp, backend, probe)
         heartbeat = Heartbeat()
         heartbeat.start()
@@ -465,6 +480,7 @@ async def duplex_conversation(seconds: float) -> Conversation:
         rss_kib=rss,
         hwm_kib=hwm,
         stalls_ms=heartbeat.lateness_ms,
+        mic_pacing=mic_pacing(audio.block_ms, audio.batch_ms, audio.speech_batch_ms),
         audio_lost=audio_lost,
     )
 
@@ -489,8 +505,7 @@ def conversation_rows(run: Conversation) -> list[Row]:
         (
             "Upstream: mic block captured -> append frame sent",
             stats_ms(probe.upstream_ms),
-            f"{len(probe.upstream_ms)} blocks of 20 ms, batched as talk does (up to 100 ms "
-            "while nobody speaks, 40 ms while the server hears speech, onsets at once); "
+            f"{len(probe.upstream_ms)} {run.mic_pacing}; "
             f"inside the engine: {stats_ms(probe.engine_upstream_ms)}",
         )
     )
