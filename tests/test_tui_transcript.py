@@ -170,3 +170,20 @@ async def test_selection_copies_the_rows_as_shown() -> None:
         await pilot.pause()
         text, _ending = view.get_selection(Selection(Offset(5, 0), Offset(7, 1)))
         assert text == "What is the capital of\nFrance?"
+
+
+async def test_a_new_theme_draws_the_rows_again_in_its_colours() -> None:
+    def background(strip: Any) -> Any:
+        return next(iter(strip)).style.bgcolor
+
+    async with pane() as (pilot, view):
+        view.sync([Line("u", LineKind.USER, "hello")])
+        await pilot.pause()
+        old = view.rich_style.bgcolor
+        assert background(view.render_line(0)) == old
+        pilot.app.theme = "textual-light" if pilot.app.theme != "textual-light" else "nord"
+        await pilot.pause()
+        assert view.rich_style.bgcolor != old
+        row = view.render_line(0)
+        assert row.text.startswith("You: hello")
+        assert background(row) == view.rich_style.bgcolor  # not the cached row of the old theme

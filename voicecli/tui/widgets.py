@@ -244,6 +244,11 @@ class TranscriptPane(ScrollView, can_focus=True):
         if self.virtual_size != Size(self._width, row):
             self.virtual_size = Size(self._width, row)
 
+    def notify_style_update(self) -> None:
+        """Textual's styles changed (a theme, a CSS reload): rows are drawn again in them."""
+        super().notify_style_update()
+        self._drawn = [[None] * len(rows) for rows in self._rows]
+
     def on_resize(self, event: events.Resize) -> None:
         if self._wrap_width() != self._width:
             self._width = self._wrap_width()
