@@ -187,3 +187,18 @@ async def test_a_new_theme_draws_the_rows_again_in_its_colours() -> None:
         row = view.render_line(0)
         assert row.text.startswith("You: hello")
         assert background(row) == view.rich_style.bgcolor  # not the cached row of the old theme
+
+
+async def test_lines_given_before_the_pane_has_a_size_show_once_it_has_one() -> None:
+    async with pane() as (pilot, _view):
+        late = TranscriptPane()
+        late.sync(conversation(1))  # not mounted: no width to wrap to yet
+        late.sync([*conversation(1), reply("Paris")])
+        assert [line.key for line in late.lines] == ["u0", "a0", "live"]
+        await pilot.app.mount(late)
+        await pilot.pause()
+        assert [row for row in shown(pilot, late) if row][:3] == [
+            "You: question 0",
+            "Assistant: answer 0",
+            "Assistant: Paris ▌",
+        ]

@@ -191,12 +191,14 @@ class TranscriptPane(ScrollView, can_focus=True):
         same = [i < len(old) and (line is old[i] or line == old[i]) for i, line in enumerate(lines)]
         if len(lines) == len(old) and all(same):
             return
-        follow = self.scroll_y >= self.max_scroll_y - 1
+        follow = self._at_end()
         self._lines = list(lines)
-        if width != self._width:
+        if width != self._width:  # the first lines, or a new width not yet seen
             self._width = width
-            self._rewrap()
+            self._rewrap(follow)
             return
+        if width == 0:
+            return  # no size yet: wrapped when it comes (`on_resize`)
         changed = [i for i, unchanged in enumerate(same) if not unchanged]
         rows, drawn = self._rows[: len(lines)], self._drawn[: len(lines)]
         for i in changed:
@@ -210,17 +212,24 @@ class TranscriptPane(ScrollView, can_focus=True):
         self._rows, self._drawn = rows, drawn
         self._place()
         if self.virtual_size.height != old_height or len(lines) < len(old):
-            self.refresh()
-            if follow:
-                # Now: the new size is known (forced: the scrollbar may not be shown yet).
-                self.scroll_end(animate=False, immediate=True, force=True)
+            self._redraw(follow)
             return
         # Text changing within its rows (the usual streaming delta): repaint those rows only.
         for i in changed:
             self.refresh_lines(self._starts[i], len(rows[i]))
 
+    def _at_end(self) -> bool:
+        return self.scroll_y >= self.max_scroll_y - 1
+
+    def _redraw(self, follow: bool) -> None:
+        self.refresh()
+        if follow:
+            # Now: the new size is known (forced: the scrollbar may not be shown yet).
+            self.scroll_end(animate=False, immediate=True, force=True)
+
     def _wrap_width(self) -> int:
-        return max(1, self.scrollable_content_region.width)
+        """0 until the pane has a size: nothing is wrapped before that."""
+        return self.scrollable_content_region.width
 
     def _wrap(self, line: Line) -> list[Text | None]:
         text = transcript_line(line)
@@ -229,11 +238,12 @@ class TranscriptPane(ScrollView, can_focus=True):
             rows.append(None)
         return rows
 
-    def _rewrap(self) -> None:
-        self._rows = [self._wrap(line) for line in self._lines]
+    def _rewrap(self, follow: bool) -> None:
+        lines = self._lines if self._width > 0 else []
+        self._rows = [self._wrap(line) for line in lines]
         self._drawn = [[None] * len(rows) for rows in self._rows]
         self._place()
-        self.refresh()
+        self._redraw(follow)
 
     def _place(self) -> None:
         starts, row = [], 0
@@ -251,8 +261,9 @@ class TranscriptPane(ScrollView, can_focus=True):
 
     def on_resize(self, event: events.Resize) -> None:
         if self._wrap_width() != self._width:
+            follow = self._at_end()
             self._width = self._wrap_width()
-            self._rewrap()
+            self._rewrap(follow)
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
