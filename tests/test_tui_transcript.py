@@ -51,9 +51,14 @@ def reply(text: str) -> Line:
 
 
 def shown(pilot: Any, pane: TranscriptPane) -> list[str]:
-    """The pane's rows as on screen (plain text, right-trimmed)."""
-    width = pane.scrollable_content_region.width
-    return [pane.render_line(y).text[:width].rstrip() for y in range(pane.size.height)]
+    """The pane's rows as the screen has them (plain text, right-trimmed): through Textual's
+    compositor and its line caches, so a row the pane failed to repaint shows stale."""
+    screen = pilot.app.screen._compositor.render_strips()
+    region = pane.scrollable_content_region
+    return [
+        screen[y].crop(region.x, region.x + region.width).text.rstrip()
+        for y in range(region.y, region.y + region.height)
+    ]
 
 
 def counting_wraps(view: TranscriptPane) -> list[str]:
@@ -202,3 +207,40 @@ async def test_lines_given_before_the_pane_has_a_size_show_once_it_has_one() -> 
             "Assistant: answer 0",
             "Assistant: Paris ▌",
         ]
+
+
+async def test_lines_below_two_that_trade_rows_are_drawn_where_they_now_are() -> None:
+    async with pane(width=30, height=14) as (pilot, view):
+        short = Line("a", LineKind.ASSISTANT, "short")
+        middle = Line("b", LineKind.USER, "middle")
+        long = Line("c", LineKind.ASSISTANT, "this one is long enough")
+        view.sync([short, middle, long])
+        await pilot.pause()
+        grown = Line("a", LineKind.ASSISTANT, "this one grew to take two rows")
+        cut = Line("c", LineKind.ASSISTANT, "cut")
+        assert [row for row in shown(pilot, view) if row][-2:] == [
+            "Assistant: this one is long",
+            "enough",
+        ]
+        view.sync([grown, middle, cut])  # a row more and a row less: the same height
+        await pilot.pause()
+        assert [row for row in shown(pilot, view) if row] == [
+            "Assistant: this one grew to",
+            "take two rows",
+            "You: middle",
+            "Assistant: cut",
+        ]
+
+
+async def test_a_shorter_terminal_keeps_the_end_in_view() -> None:
+    async with pane(width=40, height=20) as (pilot, view):
+        view.sync(conversation(20))
+        await pilot.pause()
+        assert view.scroll_y == view.max_scroll_y
+        await pilot.resize_terminal(40, 12)
+        await pilot.pause()
+        assert view.scroll_y == view.max_scroll_y
+        view.sync([*conversation(20), reply("Paris")])
+        await pilot.pause()
+        assert view.scroll_y == view.max_scroll_y
+        assert shown(pilot, view)[-2:] == ["Assistant: Paris ▌", ""]

@@ -174,6 +174,7 @@ class TranscriptPane(ScrollView, can_focus=True):
         self._starts: list[int] = []  # per line: its first row
         self._drawn: list[list[Strip | None]] = []  # per line: its rows as drawn (cache)
         self._width = 0
+        self._view_height = 0  # rows shown, as of the last resize
 
     @property
     def lines(self) -> list[Line]:
@@ -201,17 +202,18 @@ class TranscriptPane(ScrollView, can_focus=True):
             return  # no size yet: wrapped when it comes (`on_resize`)
         changed = [i for i, unchanged in enumerate(same) if not unchanged]
         rows, drawn = self._rows[: len(lines)], self._drawn[: len(lines)]
+        moved = len(lines) != len(old)  # rows below a changed line move if its height does
         for i in changed:
             wrapped = self._wrap(lines[i])
             if i < len(rows):
+                moved |= len(wrapped) != len(rows[i])
                 rows[i], drawn[i] = wrapped, [None] * len(wrapped)
             else:
                 rows.append(wrapped)
                 drawn.append([None] * len(wrapped))
-        old_height = self.virtual_size.height
         self._rows, self._drawn = rows, drawn
         self._place()
-        if self.virtual_size.height != old_height or len(lines) < len(old):
+        if moved:
             self._redraw(follow)
             return
         # Text changing within its rows (the usual streaming delta): repaint those rows only.
@@ -260,10 +262,14 @@ class TranscriptPane(ScrollView, can_focus=True):
         self._drawn = [[None] * len(rows) for rows in self._rows]
 
     def on_resize(self, event: events.Resize) -> None:
+        # Whether it showed the end before the resize: the old height decides, not the new.
+        follow = self.scroll_y >= self.virtual_size.height - self._view_height - 1
+        self._view_height = self.scrollable_content_region.height
         if self._wrap_width() != self._width:
-            follow = self._at_end()
             self._width = self._wrap_width()
             self._rewrap(follow)
+        elif follow:
+            self.scroll_end(animate=False, immediate=True, force=True)
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
