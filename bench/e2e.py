@@ -444,7 +444,9 @@ async def duplex_conversation(seconds: float) -> Conversation:
         else:
             from voicecli.smoke.audio import SmokeAudio
 
-            backend = probed_backend(SmokeAudio, probe)(realtime=True, block_ms=audio.block_ms)
+            backend = probed_backend(SmokeAudio, probe)(
+                realtime=True, block_ms=audio.block_ms, output_block_ms=audio.output_block_ms
+            )
         engine, task = await connected_engine(server.url, tmp, backend, probe)
         heartbeat = Heartbeat()
         heartbeat.start()

@@ -420,3 +420,13 @@ async def test_connection_lost_while_streaming_a_wav_does_not_hang(
     assert report.exit_code == 2 and "1006" in (report.error or "")
     assert report.turns[0].status == "error"
     assert report.duration_s < 1.5  # it did not wait for the rest of the 2 s WAV
+
+
+def test_smoke_audio_takes_talks_two_block_lengths() -> None:
+    from voicecli.config import load_config
+    from voicecli.smoke.audio import SmokeAudio
+
+    audio = load_config({}, {}, dotenv_path=None).audio
+    smoke = SmokeAudio(block_ms=audio.block_ms, output_block_ms=audio.output_block_ms)
+    assert smoke.block_samples == 24 * audio.block_ms  # the mic's
+    assert smoke.speaker.block_ms == audio.output_block_ms == 20  # the speaker's

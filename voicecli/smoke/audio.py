@@ -40,7 +40,8 @@ class SmokeAudio:
     Args:
         realtime: real-time pace (True) or as fast as possible.
         session_wav: where the speaker's whole output goes (None: not written).
-        block_ms: mic block length (and the speaker's).
+        block_ms: mic block length.
+        output_block_ms: the speaker's (None: the same as the mic's).
         prebuffer_ms: assistant audio queued before the speaker starts (real-time pace).
         max_stretch_ms: how much late audio may be stretched per spurt (real-time pace).
     """
@@ -53,6 +54,7 @@ class SmokeAudio:
         realtime: bool = True,
         session_wav: str | Path | None = None,
         block_ms: int = 20,
+        output_block_ms: int | None = None,
         prebuffer_ms: float = 60,
         max_stretch_ms: float = 200,
     ) -> None:
@@ -62,7 +64,7 @@ class SmokeAudio:
             None,
             session_wav,
             realtime=realtime,
-            block_ms=block_ms,
+            block_ms=output_block_ms or block_ms,
             prebuffer_ms=prebuffer_ms,
             max_stretch_ms=max_stretch_ms,
         )

@@ -338,6 +338,7 @@ async def run_smoke(
                 realtime=realtime,
                 session_wav=session_wav,
                 block_ms=config.audio.block_ms,
+                output_block_ms=config.audio.output_block_ms,
                 prebuffer_ms=config.audio.prebuffer_ms,
                 max_stretch_ms=config.audio.max_stretch_ms,
             )
