@@ -204,20 +204,15 @@ def engine_only(url: str) -> int:
     that tells the UI's share. Prints what the measuring side waits for."""
     import asyncio
 
-    from voicecli.audio import RealBackend
+    from voicecli.commands.talk import _audio_factory
     from voicecli.config import load_config
     from voicecli.engine import TalkEngine, TalkSettings, TurnFinished, opener_for
     from voicecli.session import ConnectionSettings
 
     config = load_config({}, dotenv_path=None)
-    audio = RealBackend(
-        block_ms=config.audio.block_ms,
-        output_block_ms=config.audio.output_block_ms,
-        prebuffer_ms=config.audio.prebuffer_ms,
-        max_stretch_ms=config.audio.max_stretch_ms,
-    )
+    make_audio, _hint = _audio_factory(config)  # the backend exactly as talk builds it
     engine = TalkEngine(
-        TalkSettings.from_config(config), opener_for(ConnectionSettings(url=url)), audio
+        TalkSettings.from_config(config), opener_for(ConnectionSettings(url=url)), make_audio()
     )
 
     def on_update(update: object) -> None:

@@ -226,8 +226,14 @@ class TranscriptPane(ScrollView, can_focus=True):
     def _redraw(self, follow: bool) -> None:
         self.refresh()
         if follow:
-            # Now: the new size is known (forced: the scrollbar may not be shown yet).
-            self.scroll_end(animate=False, immediate=True, force=True)
+            self._show_end()
+
+    def _show_end(self) -> None:
+        # Now: the new size is known (forced: the scrollbar may not be shown yet).
+        self.scroll_end(animate=False, immediate=True, force=True)
+
+    def _forget_drawn(self) -> None:
+        self._drawn = [[None] * len(rows) for rows in self._rows]
 
     def _wrap_width(self) -> int:
         """0 until the pane has a size: nothing is wrapped before that."""
@@ -243,7 +249,7 @@ class TranscriptPane(ScrollView, can_focus=True):
     def _rewrap(self, follow: bool) -> None:
         lines = self._lines if self._width > 0 else []
         self._rows = [self._wrap(line) for line in lines]
-        self._drawn = [[None] * len(rows) for rows in self._rows]
+        self._forget_drawn()
         self._place()
         self._redraw(follow)
 
@@ -259,7 +265,7 @@ class TranscriptPane(ScrollView, can_focus=True):
     def notify_style_update(self) -> None:
         """Textual's styles changed (a theme, a CSS reload): rows are drawn again in them."""
         super().notify_style_update()
-        self._drawn = [[None] * len(rows) for rows in self._rows]
+        self._forget_drawn()
 
     def on_resize(self, event: events.Resize) -> None:
         # Whether it showed the end before the resize: the old height decides, not the new.
@@ -269,7 +275,7 @@ class TranscriptPane(ScrollView, can_focus=True):
             self._width = self._wrap_width()
             self._rewrap(follow)
         elif follow:
-            self.scroll_end(animate=False, immediate=True, force=True)
+            self._show_end()
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
