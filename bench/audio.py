@@ -88,7 +88,7 @@ def probed(cls: type, probe: Probe, output: bool) -> Iterator[None]:
             if jitter._clear_seen != clear_seen:
                 probe.cleared.append((entry, dac, int(jitter._log_count_n[slot])))
             if probe.keep_output:
-                probe.produced.append(data[:, 0].copy())
+                probe.produced.append(np.frombuffer(data, np.int16).copy())
 
     cls._callback = timed
     try:
@@ -568,10 +568,14 @@ def offline_costs() -> dict[str, tuple[float, float]]:
         samples.append(time.perf_counter_ns() - start)
     read_cost = percentiles(np.array(samples) / 1000)
 
-    indata = np.arange(BLOCK, dtype=np.int16).reshape(BLOCK, 1)
-    slot = np.zeros((BLOCK, 1), np.int16)
+    indata = bytearray(np.arange(BLOCK, dtype=np.int16).tobytes())  # a raw stream's block
+    slot = memoryview(np.zeros(BLOCK, np.int16)).cast("B")
     loops = 200_000
-    pool_ns = min(timeit.repeat(lambda: np.copyto(slot, indata), number=loops, repeat=3))
+
+    def copy_into_slot() -> None:
+        slot[:] = indata
+
+    pool_ns = min(timeit.repeat(copy_into_slot, number=loops, repeat=3))
     bytes_ns = min(timeit.repeat(lambda: bytes(indata), number=loops, repeat=3))
     return {
         "read_into": read_cost,

@@ -245,13 +245,15 @@ def streams_only() -> int:
     def record(indata: object, frames: int, time_info: object, status: object) -> None:
         pass
 
+    silence = bytes(2 * 24 * audio.output_block_ms)
+
     def play(outdata: Any, frames: int, time_info: object, status: object) -> None:
-        outdata.fill(0)
+        outdata[:] = silence
 
     options = {"samplerate": 24000, "channels": 1, "dtype": "int16"}
-    with (
-        sd.InputStream(callback=record, blocksize=24 * audio.block_ms, **options),
-        sd.OutputStream(callback=play, blocksize=24 * audio.output_block_ms, **options),
+    with (  # raw streams (bytes, not numpy arrays), as talk's
+        sd.RawInputStream(callback=record, blocksize=24 * audio.block_ms, **options),
+        sd.RawOutputStream(callback=play, blocksize=24 * audio.output_block_ms, **options),
     ):
         print("● connected (audio streams only)", flush=True)
         threading.Event().wait()  # until the benchmark kills the pane

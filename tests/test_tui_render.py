@@ -58,8 +58,12 @@ def snapshot(**changes: object) -> EngineSnapshot:
 
 def test_time_left_counts_down_to_expired() -> None:
     assert time_left(None, 0) is None
-    assert time_left(3600, 2.5) == "59:57 left"
-    assert time_left(7325, 0) == "2:02:05 left"
+    assert time_left(3600, 2.5) == "59 min left"  # whole minutes: no redraw every second
+    assert time_left(7325, 0) == "122 min left"
+    assert time_left(300, 0) == "5 min left"
+    assert time_left(299, 0) == "4:59 left"  # the last five minutes count seconds
+    assert time_left(100, 39.5) == "1:00 left"
+    assert time_left(100, 99) == "0:01 left"
     assert time_left(100, 100) == "expired"
 
 

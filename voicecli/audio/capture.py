@@ -1,6 +1,6 @@
-"""Microphone capture: a PortAudio InputStream whose callback hands blocks to asyncio.
+"""Microphone capture: a PortAudio input stream whose callback hands blocks to asyncio.
 
-The callback copies `indata` into a preallocated pool of blocks and wakes the loop with
+The callback copies `indata` (the block's bytes) into a preallocated pool of blocks and wakes the loop with
 `call_soon_threadsafe` to hand them over; it never polls, blocks, prints or raises. Everything
 else happens on the asyncio thread: turning the block into bytes (the only copy out of the
 pool), resampling to 24 kHz when the device would not open there, the level for the meter, and
@@ -67,8 +67,9 @@ class Capture(DeviceStream):
         super().__init__(device, rate, block_ms, loop, on_lost)
         self.out_block = SAMPLE_RATE * block_ms // 1000
         self._mic = mic
-        self._pool = np.zeros((pool_blocks, self.block_frames, 1), np.int16)
+        self._pool = np.zeros((pool_blocks, self.block_frames), np.int16)
         self._slots = [self._pool[i] for i in range(pool_blocks)]  # views made once, not per call
+        self._slot_bytes = [memoryview(slot).cast("B") for slot in self._slots]
         self._slot_frames = np.zeros(pool_blocks, np.int64)
         self._slot_time = np.zeros(pool_blocks, np.float64)  # when each block was captured
         self._pool_size = pool_blocks
@@ -89,17 +90,17 @@ class Capture(DeviceStream):
 
     # --- audio thread ------------------------------------------------------------------------
 
-    def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+    def _callback(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
         try:
             if status and status.input_overflow:
                 self.overflows += 1
             seq = self._seq
             slot = seq % self._pool_size
             if frames == self.block_frames:
-                np.copyto(self._slots[slot], indata)
+                self._slot_bytes[slot][:] = indata
             else:  # PortAudio promised `blocksize`; cope if a host API bends that
                 frames = min(frames, self.block_frames)
-                np.copyto(self._slots[slot][:frames], indata[:frames])
+                self._slot_bytes[slot][: 2 * frames] = memoryview(indata)[: 2 * frames]
             self._slot_frames[slot] = frames
             now = time.monotonic()
             adc = time_info.inputBufferAdcTime
@@ -143,7 +144,7 @@ class Capture(DeviceStream):
         slot = seq % self._pool_size
         captured_at = float(self._slot_time[slot])
         # The block's bytes are the one copy out of the pool (what MicBlock carries anyway).
-        pcm = self._pool[slot, : int(self._slot_frames[slot]), 0].tobytes()
+        pcm = self._pool[slot, : int(self._slot_frames[slot])].tobytes()
         if self._seq - seq >= self._pool_size:  # ...while we were copying
             self.dropped += 1
             return

@@ -1,8 +1,9 @@
-"""Speaker playback: a PortAudio OutputStream whose callback reads the jitter buffer.
+"""Speaker playback: a PortAudio output stream whose callback reads the jitter buffer.
 
-The callback asks the `JitterBuffer` to fill `outdata` and tells it when that block will reach
-the DAC (PortAudio's `outputBufferDacTime`, mapped onto `time.monotonic()`), which is what
-makes the played position latency-corrected. It never blocks, takes no lock, allocates no
+The callback asks the `JitterBuffer` to fill a block of its own, copies it into PortAudio's
+buffer (`outdata`, bytes), and tells the buffer when that block will reach the DAC
+(PortAudio's `outputBufferDacTime`, mapped onto `time.monotonic()`), which is what makes the
+played position latency-corrected. It never blocks, takes no lock, allocates no
 sample buffer, prints nothing and never raises: failures are counted and the block is silent.
 
 When the buffer signals low water (a part still arriving is running short), the callback asks
@@ -57,10 +58,13 @@ class Playback(DeviceStream):
         """Callbacks run so far (the stall watch's progress)."""
         self._lows_seen = 0
         self._stretch_asked = False
+        # The jitter buffer fills this block, which is then copied into PortAudio's bytes.
+        self._block = np.zeros(self.block_frames, np.int16)
+        self._block_bytes = memoryview(self._block).cast("B")
 
     # --- audio thread ------------------------------------------------------------------------
 
-    def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+    def _callback(self, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
         try:
             if status and status.output_underflow:
                 self.device_underflows += 1
@@ -69,10 +73,14 @@ class Playback(DeviceStream):
             lead = time_info.outputBufferDacTime - current
             if current <= 0 or not 0.0 <= lead < 1.0:  # host API gave no usable timing
                 lead = self._latency
-            self.jitter.read_into(outdata[:, 0], now + lead)
+            if frames == self.block_frames:
+                self.jitter.read_into(self._block, now + lead)
+                outdata[:] = self._block_bytes
+            else:
+                self._fill_odd_block(outdata, frames, now + lead)
         except Exception:  # noqa: BLE001 - a raise would silently kill the stream
             self.callback_errors += 1
-            outdata.fill(0)
+            outdata[:] = bytes(len(outdata))
         self.calls += 1
         try:
             lows = self.jitter.low_signals
@@ -82,6 +90,15 @@ class Playback(DeviceStream):
                 self._loop.call_soon_threadsafe(self._stretch)
         except Exception:  # noqa: BLE001 - a closing loop: nothing to stretch for any more
             pass
+
+    def _fill_odd_block(self, outdata: Any, frames: int, dac_time: float) -> None:
+        """PortAudio promised `blocksize` frames; cope if a host API bends that."""
+        done = 0
+        while done < frames:
+            count = min(frames - done, self.block_frames)
+            self.jitter.read_into(self._block[:count], dac_time + done / self.rate)
+            outdata[2 * done : 2 * (done + count)] = self._block_bytes[: 2 * count]
+            done += count
 
     # --- asyncio thread ----------------------------------------------------------------------
 

@@ -50,7 +50,14 @@ from voicecli.tui.eventlog import InspectorModel
 from voicecli.tui.help import HelpScreen
 from voicecli.tui.keys import KEYS
 from voicecli.tui.messages import EngineNotice, SessionStatus
-from voicecli.tui.render import meter, meter_cells, state_text, status_text, turn_text
+from voicecli.tui.render import (
+    meter,
+    meter_cells,
+    state_text,
+    status_text,
+    time_left,
+    turn_text,
+)
 from voicecli.tui.setup import TalkSetup
 from voicecli.tui.widgets import (
     Column,
@@ -368,7 +375,7 @@ class TalkApp(App[int]):
 
     def _looks(self, snap: EngineSnapshot, now: float) -> tuple[tuple[object, ...], ...]:
         """What each indicator (status, state, meters, turn line) shows, cheap to compare
-        (levels as meter cells, the clock in whole seconds)."""
+        (levels as meter cells, the time left as shown)."""
         last = snap.last_turn
         return (
             (
@@ -378,8 +385,7 @@ class TalkApp(App[int]):
                 snap.dialect,
                 snap.model,
                 snap.voice,
-                snap.expires_at,
-                int(now),
+                time_left(snap.expires_at, now),
                 snap.mode,
                 snap.eagerness,
                 snap.text_only,

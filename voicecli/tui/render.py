@@ -51,17 +51,23 @@ _STATE_LOOK: dict[State, tuple[str, str, str]] = {
 }
 
 
+CLOCK_IN_SECONDS_S = 300
+"""The time left is shown in whole minutes until this many seconds remain: a clock ticking in
+seconds would redraw the status line every second of the session."""
+
+
 def time_left(expires_at: int | None, now: float) -> str | None:
-    """`59:58 left` (or `1:02:03 left`, `expired`) until the server ends the session."""
+    """`59 min left` until the server ends the session; `4:59 left` in the last five
+    minutes; `expired`."""
     if expires_at is None:
         return None
     seconds = int(expires_at - now)
     if seconds <= 0:
         return "expired"
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    clock = f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-    return f"{clock} left"
+    if seconds >= CLOCK_IN_SECONDS_S:
+        return f"{seconds // 60} min left"
+    minutes, secs = divmod(seconds, 60)
+    return f"{minutes}:{secs:02d} left"
 
 
 def status_text(

@@ -12,7 +12,7 @@ from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.screen import Screen
 from textual.scroll_view import ScrollView
@@ -67,12 +67,12 @@ class Column(Vertical):
 
 class Live(Static):
     """A Static of a fixed size (set in the CSS) that ignores updates equal to what it shows
-    and keeps the rendered lines of the looks it showed lately.
+    and keeps the drawn lines of the looks it showed lately.
 
     Its size never depends on its content, so an update repaints it without a layout pass
     over the screen (the costly part of a redraw). The meters flick between a few dozen looks
     while audio flows: with the lines kept, most of their repaints are a lookup instead of
-    laying out styled text again.
+    laying out styled text again and putting Textual's styles (padding, background) around it.
     """
 
     KEEP_LOOKS = 64
@@ -84,6 +84,7 @@ class Live(Static):
         self._look: Hashable = None
         self._visuals: dict[Hashable, Visual] = {}
         self._lines: dict[Hashable, list[Strip]] = {}
+        self._drawn: dict[Hashable, list[Strip]] = {}  # per look: the whole widget, styled
 
     def show(self, content: Text) -> None:
         if content == self._shown:
@@ -102,6 +103,7 @@ class Live(Static):
             if len(self._visuals) >= self.KEEP_LOOKS:
                 self._visuals.clear()
                 self._lines.clear()
+                self._drawn.clear()
             self._visuals[look] = visualize(self, content, markup=False)
         self.refresh()
 
@@ -109,6 +111,27 @@ class Live(Static):
     def visual(self) -> Visual:
         visual = self._visuals.get(self._look)
         return visual if visual is not None else super().visual
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # Textual draws a widget through its styles on every repaint (some 0.2 ms for a line);
+        # a look drawn before is taken as it was drawn.
+        size = self.outer_size  # padding included: what Textual's styles draw
+        key = (self._look, size, self.text_selection)
+        drawn = self._drawn.get(key)
+        if drawn is None:
+            self._styles_cache.clear()
+            drawn = super().render_lines(size.region)
+            self._drawn[key] = drawn
+        lines = drawn[crop.y : crop.bottom]
+        if crop.column_span != (0, size.width):
+            lines = [line.crop(crop.x, crop.right) for line in lines]
+        return lines
+
+    def notify_style_update(self) -> None:
+        """Textual's styles changed (a theme, a CSS reload): looks are drawn again in them."""
+        super().notify_style_update()
+        self._lines.clear()
+        self._drawn.clear()
 
     def render_line(self, y: int) -> Strip:
         width, height = self.size
