@@ -1,8 +1,8 @@
 """Microphone capture: a PortAudio input stream whose callback hands blocks to asyncio.
 
-The callback copies `indata` (the block's bytes) into a preallocated pool of blocks and wakes the loop with
-`call_soon_threadsafe` to hand them over; it never polls, blocks, prints or raises. Everything
-else happens on the asyncio thread: turning the block into bytes (the only copy out of the
+The callback copies `indata` (the block's bytes) into a preallocated pool of blocks and wakes
+the loop with `call_soon_threadsafe` to hand them over; it never polls, blocks, prints or
+raises. Everything else happens on the asyncio thread: turning the block into bytes (the only copy out of the
 pool), resampling to 24 kHz when the device would not open there, the level for the meter, and
 queueing the `MicBlock`.
 
