@@ -2,9 +2,9 @@
 
 The callback copies `indata` (the block's bytes) into a preallocated pool of blocks and wakes
 the loop with `call_soon_threadsafe` to hand them over; it never polls, blocks, prints or
-raises. Everything else happens on the asyncio thread: turning the block into bytes (the only copy out of the
-pool), resampling to 24 kHz when the device would not open there, the level for the meter, and
-queueing the `MicBlock`.
+raises. Everything else happens on the asyncio thread: turning the block into bytes (the only
+copy out of the pool), resampling to 24 kHz when the device would not open there, the level
+for the meter, and queueing the `MicBlock`.
 
 Batching: waking the loop is most of what a block costs (a self-pipe write, an epoll wake-up,
 then the append's base64/JSON/WebSocket frame), so the loop can ask for one wake-up per
