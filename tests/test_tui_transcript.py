@@ -244,3 +244,59 @@ async def test_a_shorter_terminal_keeps_the_end_in_view() -> None:
         await pilot.pause()
         assert view.scroll_y == view.max_scroll_y
         assert shown(pilot, view)[-2:] == ["Assistant: Paris ▌", ""]
+
+
+class BorderedApp(App[None]):
+    CSS = """
+    TranscriptPane { height: 1fr; border: round red; padding: 0 1; scrollbar-gutter: stable; }
+    TranscriptPane:focus { border: round green; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield TranscriptPane()
+
+
+def border_colour(pilot: Any, view: TranscriptPane) -> Any:
+    """The colour of the pane's left border beside its first row, as the screen has it."""
+    y = view.scrollable_content_region.y
+    return next(iter(pilot.app.screen._compositor.render_strips()[y])).style.color
+
+
+async def test_rows_wrapped_in_the_border_once_are_not_wrapped_again_when_it_scrolls() -> None:
+    app = BorderedApp()
+    async with app.run_test(size=(60, 12)) as pilot:
+        view = app.query_one(TranscriptPane)
+        view.sync(conversation(10))
+        await pilot.pause()
+        wrapped: list[int] = []
+        styles = view._styles_cache
+        original = styles.render_line
+
+        def render_line(*args: Any, **kwargs: Any) -> Any:
+            wrapped.append(args[1])
+            return original(*args, **kwargs)
+
+        styles.render_line = render_line  # type: ignore[method-assign]
+        view.sync([*conversation(10), reply("Paris")])  # two rows more: the pane scrolls
+        await pilot.pause()
+        assert shown(pilot, view)[-2:] == ["Assistant: Paris ▌", ""]
+        assert shown(pilot, view)[:3] == ["You: question 8", "", "Assistant: answer 8"]
+        # The two new rows (and the borders) go through the styles; the eight that moved up
+        # are taken as they were wrapped.
+        assert 2 <= len([y for y in wrapped if 0 < y < 11]) <= 3
+
+
+async def test_the_border_beside_kept_rows_changes_colour_with_focus() -> None:
+    app = BorderedApp()
+    async with app.run_test(size=(60, 12)) as pilot:
+        view = app.query_one(TranscriptPane)
+        view.sync(conversation(3))
+        app.set_focus(None)
+        await pilot.pause()
+        unfocused = border_colour(pilot, view)
+        view.focus()
+        await pilot.pause()
+        assert border_colour(pilot, view) != unfocused
+        app.set_focus(None)
+        await pilot.pause()
+        assert border_colour(pilot, view) == unfocused
