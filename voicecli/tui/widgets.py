@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Hashable, Sequence
-from typing import cast
 
 from rich.text import Text
 from textual import events
@@ -196,10 +195,7 @@ class TranscriptPane(ScrollView, can_focus=True):
         self._lines: list[Line] = []
         self._rows: list[list[Text | None]] = []  # per line: its wrapped rows, None = blank
         self._starts: list[int] = []  # per line: its first row
-        # per line: its rows as drawn, each with the (row, scroll x) it was drawn at (cache)
-        self._drawn: list[list[tuple[tuple[int, int], Strip] | None]] = []
-        # id(drawn row) -> (that row, the line Textual's styles made of it: border, padding)
-        self._wrapped: dict[int, tuple[Strip, Strip]] = {}
+        self._drawn: list[list[Strip | None]] = []  # per line: its rows as drawn (cache)
         self._width = 0
         self._view_height = 0  # rows shown, as of the last resize
 
@@ -261,7 +257,6 @@ class TranscriptPane(ScrollView, can_focus=True):
 
     def _forget_drawn(self) -> None:
         self._drawn = [[None] * len(rows) for rows in self._rows]
-        self._wrapped.clear()
 
     def _wrap_width(self) -> int:
         """0 until the pane has a size: nothing is wrapped before that."""
@@ -308,21 +303,19 @@ class TranscriptPane(ScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         row = scroll_y + y
-        index = bisect.bisect_right(self._starts, row) - 1
-        if index < 0 or row >= self.virtual_size.height:
-            return Strip.blank(self.scrollable_content_region.width, self.rich_style)
-        offset = row - self._starts[index]
-        selection = self.text_selection
-        span = selection.get_span(row) if selection is not None else None
-        drawn = self._drawn[index][offset] if span is None else None
-        if drawn is not None and drawn[0] == (row, scroll_x):
-            return drawn[1]  # the same object each time: `render_lines` knows it by that
         style = self.rich_style
         width = self.scrollable_content_region.width
+        index = bisect.bisect_right(self._starts, row) - 1
+        if index < 0 or row >= self.virtual_size.height:
+            return Strip.blank(width, style)
+        offset = row - self._starts[index]
         text = self._rows[index][offset]
         if text is None:
-            strip = Strip.blank(width, style)
-        else:
+            return Strip.blank(width, style).apply_offsets(scroll_x, row)
+        selection = self.text_selection
+        span = selection.get_span(row) if selection is not None else None
+        strip = self._drawn[index][offset] if span is None else None
+        if strip is None:
             if span is not None:
                 text = text.copy()
                 start, end = span
@@ -332,53 +325,9 @@ class TranscriptPane(ScrollView, can_focus=True):
                     len(text) if end == -1 else end,
                 )
             strip = Strip(text.render(self.app.console), text.cell_len).apply_style(style)
-        strip = strip.crop_extend(scroll_x, scroll_x + width, style).apply_offsets(scroll_x, row)
-        if span is None:
-            self._drawn[index][offset] = ((row, scroll_x), strip)
-        return strip
-
-    def render_lines(self, crop: Region) -> list[Strip]:
-        # Textual puts the border and padding around every row through its styles (some
-        # 0.15 ms a row), and again around every row shown whenever the pane scrolls by one.
-        # A row it wrapped before (the same drawn row, see `render_line`) is taken as it was.
-        width = self.outer_size.width
-        top = self.styles.gutter.top
-        inner = self.scrollable_content_region.height
-        wrapped = self._wrapped
-        rows = [
-            self.render_line(y - top) if 0 <= y - top < inner else None for y in crop.line_range
-        ]
-        lines: list[Strip | None] = []
-        for row in rows:
-            found = wrapped.get(id(row)) if row is not None else None
-            lines.append(found[1] if found is not None and found[0] is row else None)
-        # Borders, and rows not wrapped yet: Textual's way, a run of lines at a time (asking
-        # for all of them would wrap the kept ones again: a scrolled pane is dirty all over).
-        if len(wrapped) > 4 * inner + 64:
-            wrapped.clear()
-        index = 0
-        while index < len(lines):
-            if lines[index] is not None:
-                index += 1
-                continue
-            end = index
-            while end < len(lines) and lines[end] is None:
-                end += 1
-            first = crop.y + index
-            for offset in range(index, end):  # a row is wrapped now (kept from now on)
-                if rows[offset] is not None:
-                    self._styles_cache.set_dirty(Region(0, crop.y + offset, width, 1))
-            fresh = super().render_lines(Region(0, first, width, end - index))
-            for offset, line in enumerate(fresh, index):
-                lines[offset] = line
-                row = rows[offset]
-                if row is not None:
-                    wrapped[id(row)] = (row, line)
-            index = end
-        done = cast(list[Strip], lines)
-        if crop.column_span != (0, width):
-            done = [line.crop(crop.x, crop.right) for line in done]
-        return done
+            if span is None:
+                self._drawn[index][offset] = strip
+        return strip.crop_extend(scroll_x, scroll_x + width, style).apply_offsets(scroll_x, row)
 
     def get_selection(self, selection: Selection) -> tuple[str, str] | None:
         """The selected text (the rows as shown, one per line)."""
