@@ -341,8 +341,9 @@ def write(chosen: list[Scenario], window: float, repeat: int, load: tuple[float,
         "share.",
         "- *audio streams only (floor)*: a process that opens the same PortAudio input and "
         "output streams (default devices through ALSA's pulse plugin, 24 kHz mono, talk's "
-        "blocks: 40 ms in, 20 ms out) with empty callbacks: PortAudio's and the plugin's "
-        "threads and 75 callbacks a second into Python. Every audio row pays it; a sound "
+        "blocks: 40 ms in, 20 ms out; raw streams, as talk's) with empty callbacks: "
+        "PortAudio's and the plugin's threads and 75 callbacks a second into Python. Every "
+        "audio row pays it; a sound "
         "card that ALSA drives directly would cost less.",
         "- Every audio row: 25 mic blocks a second (40 ms), handed to the event loop in "
         "batches (one wake-up and one `input_audio_buffer.append` frame per 80 ms while "
@@ -352,7 +353,9 @@ def write(chosen: list[Scenario], window: float, repeat: int, load: tuple[float,
         "plays, every 20 ms while push-to-talk is held, else every 100 ms.",
         "- The UI redraws at most 10 times a second from `engine.snapshot()`, and only what "
         "changed (fixed-size widgets repaint without a layout pass; the meters only when a "
-        "level crosses a cell, from lines drawn before; containers with nothing to draw are "
+        "level crosses a cell; the status, state, meters and turn line keep each look they "
+        "showed as drawn, Textual's styles included, so showing it again is a lookup; "
+        "containers with nothing to draw are "
         "painted as background; the conversation pane draws its own rows, so a transcript "
         "delta repaints the rows of its line and lays the screen out only when it adds a "
         "row). With the inspector open, its live area changes every frame "
