@@ -91,3 +91,37 @@ async def test_a_new_theme_draws_its_looks_again_in_its_colours() -> None:
         await pilot.pause()
         assert screen_row(pilot).strip() == "hello"
         assert background(pilot) != old
+
+
+async def test_a_colour_set_in_code_on_it_or_its_parent_is_drawn() -> None:
+    def background(pilot: Any) -> Any:
+        return next(iter(pilot.app.screen._compositor.render_strips()[0])).style.bgcolor
+
+    async with live() as (pilot, widget, _drawn):
+        widget.show(Text("hello"))
+        await pilot.pause()
+        before = background(pilot)
+        widget.styles.background = "yellow"  # no `notify_style_update` for this
+        widget.refresh()
+        await pilot.pause()
+        own = background(pilot)
+        assert own != before
+        widget.styles.background = None  # the parent's background shows through again
+        pilot.app.screen.styles.background = "magenta"
+        widget.refresh()
+        await pilot.pause()
+        assert background(pilot) not in (before, own)
+
+
+async def test_what_it_keeps_stays_bounded() -> None:
+    async with live() as (pilot, widget, _drawn):
+        for index in range(2 * Live.KEEP_LOOKS):  # new looks
+            widget.show(Text(f"look {index}"))
+            await pilot.pause()
+        assert len(widget._drawn) <= Live.KEEP_LOOKS
+        for width in range(20, 30 + Live.KEEP_LOOKS):  # one look at many sizes
+            await pilot.resize_terminal(width, 3)
+            await pilot.pause()
+        assert len(widget._drawn) <= Live.KEEP_LOOKS
+        assert len(widget._lines) <= Live.KEEP_LOOKS
+        assert screen_row(pilot).strip() == f"look {2 * Live.KEEP_LOOKS - 1}"

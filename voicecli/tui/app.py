@@ -345,7 +345,7 @@ class TalkApp(App[int]):
         snap = engine.snapshot()
         now = self.setup.wall_clock()
         # Each indicator is rebuilt only when something it shows changed: while audio flows
-        # that is the meters (when a level crosses a cell), while idle the clock once a second.
+        # that is the meters (when a level crosses a cell), while idle the clock once a minute.
         status, state, meters, turn = self._looks(snap, now)
         shown = self._shown_looks
         if status != shown[0]:

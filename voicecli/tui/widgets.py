@@ -76,7 +76,8 @@ class Live(Static):
     """
 
     KEEP_LOOKS = 64
-    """Looks kept (a meter has fewer; the status line's clock makes a new one each second)."""
+    """Looks kept (a meter has fewer; the status line's clock makes a new one each minute, each
+    second in the session's last five)."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -114,11 +115,15 @@ class Live(Static):
 
     def render_lines(self, crop: Region) -> list[Strip]:
         # Textual draws a widget through its styles on every repaint (some 0.2 ms for a line);
-        # a look drawn before is taken as it was drawn.
+        # a look drawn before is taken as it was drawn. Its colours and its parents' are in the
+        # key (a style set in code changes them without `notify_style_update`); padding and
+        # alignment set in code are not: the CSS sets them, and a CSS change clears the cache.
         size = self.outer_size  # padding included: what Textual's styles draw
-        key = (self._look, size, self.text_selection)
+        key = (self._look, size, self.text_selection, self.visual_style, self.background_colors)
         drawn = self._drawn.get(key)
         if drawn is None:
+            if len(self._drawn) >= self.KEEP_LOOKS:  # resizes and selections add entries too
+                self._drawn.clear()
             self._styles_cache.clear()
             drawn = super().render_lines(size.region)
             self._drawn[key] = drawn
@@ -140,6 +145,8 @@ class Live(Static):
         key = (self._look, width, height, style, selection)
         lines = self._lines.get(key)
         if lines is None:
+            if len(self._lines) >= self.KEEP_LOOKS:
+                self._lines.clear()
             lines = Visual.to_strips(self, self.visual, width, height, style)
             self._lines[key] = lines
         return lines[y] if y < len(lines) else Strip.blank(width, style.rich_style)
