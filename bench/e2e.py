@@ -260,7 +260,7 @@ def _response_object_id(text: str) -> str:
 
 
 def probed_backend(cls: type, probe: Probe) -> type:
-    """`cls` with `play()` and the mic blocks it hands over timestamped into `probe`."""
+    """`cls` with `play()` and `mic_blocks()` timestamped into `probe`."""
 
     class Probed(cls):  # type: ignore[valid-type, misc]
         def play(self, pcm: bytes, item_id: str, content_index: int) -> None:
@@ -271,13 +271,6 @@ def probed_backend(cls: type, probe: Probe) -> type:
             async for block in super().mic_blocks():
                 probe.block_handed(block.captured_at, len(block.pcm) // 2)
                 yield block
-
-        def deliver_mic_to(self, handler):  # type: ignore[no-untyped-def]
-            def handed(block: Any) -> None:
-                probe.block_handed(block.captured_at, len(block.pcm) // 2)
-                handler(block)
-
-            return super().deliver_mic_to(None if handler is None else handed)
 
     return Probed
 

@@ -250,35 +250,6 @@ async def test_mic_queue_drops_the_oldest_block_when_the_consumer_lags() -> None
     assert [block async for block in queue.blocks()] == []  # a second iterator ends too
 
 
-async def test_mic_queue_hands_blocks_to_a_handler_in_order_queued_ones_first() -> None:
-    queue = MicQueue()
-    handled: list[float] = []
-    queue.put(MicBlock(b"\0\0", 0.0))  # queued before the handler came
-    queue.deliver_to(lambda block: handled.append(block.captured_at))
-    queue.put(MicBlock(b"\0\0", 1.0))
-    queue.put(MicBlock(b"\0\0", 2.0))
-    assert handled == [0.0, 1.0, 2.0]
-    assert queue.last_rms == 0.0 and queue.dropped == 0
-    queue.deliver_to(None)  # queueing again
-    queue.put(MicBlock(b"\0\0", 3.0))
-    queue.close()
-    assert [block.captured_at async for block in queue.blocks()] == [3.0]
-    assert handled == [0.0, 1.0, 2.0]
-
-
-async def test_a_handler_that_raises_ends_the_blocks_with_its_error() -> None:
-    queue = MicQueue()
-
-    def broken(block: MicBlock) -> None:
-        raise ValueError("handler bug")
-
-    queue.deliver_to(broken)
-    queue.put(MicBlock(b"\0\0", 0.0))  # the putter (a loop callback) does not see it...
-    queue.put(MicBlock(b"\0\0", 1.0))
-    with pytest.raises(ValueError, match="handler bug"):  # ...the consumer does
-        [block async for block in queue.blocks()]
-
-
 def test_capture_callback_survives_a_closed_loop_and_counts_overflows() -> None:
     """The PortAudio thread may still call back after the loop closed: no raise, no print."""
     from voicecli.audio.capture import Capture

@@ -719,19 +719,10 @@ class TalkEngine:
             self._on_event(event)
 
     async def _read_mic(self, audio: AudioBackend) -> None:
-        # Blocks are handled as the backend hands them over where it can: a task hop per
-        # block through its queue cost about half a point of a core (`MicQueue.deliver_to`).
-        direct = audio.deliver_mic_to(self._on_mic_block_now)
-        try:
-            async for block in audio.mic_blocks():  # the rest, if any; ends with the mic
-                self._on_mic_block(block, self._clock())
-        finally:
-            if direct:
-                audio.deliver_mic_to(None)
+        async for block in audio.mic_blocks():
+            now = self._clock()
+            self._on_mic_block(block, now)
         self._note("mic", "the microphone input ended")
-
-    def _on_mic_block_now(self, block: MicBlock) -> None:
-        self._on_mic_block(block, self._clock())
 
     def _on_mic_block(self, block: MicBlock, now: float) -> None:
         self._mic_level = block.rms

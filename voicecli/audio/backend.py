@@ -127,11 +127,6 @@ class AudioBackend(Protocol):
         """Mic audio as it is captured; one consumer. Ends when the backend stops, the input
         file is exhausted or the input device was lost (see `stats().device_lost`)."""
 
-    def deliver_mic_to(self, handler: Callable[[MicBlock], None] | None) -> bool:
-        """Call `handler` with each mic block as it is handed over instead of yielding it from
-        `mic_blocks()`, which then only ends as above (None: yield again). False when the
-        backend cannot (its blocks keep coming from `mic_blocks()`)."""
-
     def play(self, pcm: bytes, item_id: str, content_index: int) -> None:
         """Queue assistant audio (24 kHz PCM16) for one content part. Never blocks."""
 
@@ -185,8 +180,6 @@ class MicQueue:
     def __init__(self, max_blocks: int = 250) -> None:
         self._queue: asyncio.Queue[MicBlock | None] = asyncio.Queue(max_blocks + 1)
         self._max = max_blocks
-        self._handler: Callable[[MicBlock], None] | None = None
-        self._failure: Exception | None = None
         self.dropped = 0
         self.closed = False
         self.last_rms = 0.0
@@ -195,43 +188,11 @@ class MicQueue:
     def put(self, block: MicBlock) -> None:
         if self.closed:
             return
-        self.last_rms, self.last_peak = block.rms, block.peak
-        if self._handler is not None:
-            self._hand(block)
-            return
         if self._queue.qsize() >= self._max:
             self._queue.get_nowait()
             self.dropped += 1
+        self.last_rms, self.last_peak = block.rms, block.peak
         self._queue.put_nowait(block)
-
-    def deliver_to(self, handler: Callable[[MicBlock], None] | None) -> None:
-        """Hand each block to `handler` as it is put, on the putter's turn of the loop,
-        instead of queueing it for `blocks()` (None: queue again). Blocks queued before go to
-        it first. `blocks()` then only waits for the end; a handler that raises ends it with
-        that exception, as if the consumer itself had raised.
-
-        Why: the queue costs the consumer a task wake-up and an async generator step per
-        block, about 0.5 points of a core in a duplex conversation (`bench/tui_cpu.py`)."""
-        self._handler = handler
-        if handler is None:
-            return
-        queued = []
-        while not self._queue.empty():
-            queued.append(self._queue.get_nowait())
-        for block in queued:
-            if block is None:
-                self._queue.put_nowait(None)  # closed meanwhile: the end stays for blocks()
-            elif self._handler is not None:
-                self._hand(block)
-
-    def _hand(self, block: MicBlock) -> None:
-        assert self._handler is not None
-        try:
-            self._handler(block)
-        except Exception as error:  # noqa: BLE001 - the consumer's failure ends blocks() with it
-            self._failure = error
-            self._handler = None
-            self.close()
 
     async def put_waiting(self, block: MicBlock) -> None:
         """Put, waiting for room instead of dropping (fast file input: nothing may be lost)."""
@@ -249,8 +210,6 @@ class MicQueue:
             block = await self._queue.get()
             if block is None:
                 self._queue.put_nowait(None)  # a second iterator ends too
-                if self._failure is not None:
-                    raise self._failure
                 return
             yield block
 
@@ -294,10 +253,6 @@ class BackendBase:
 
     def mic_blocks(self) -> AsyncIterator[MicBlock]:
         return self.mic.blocks()
-
-    def deliver_mic_to(self, handler: Callable[[MicBlock], None] | None) -> bool:
-        self.mic.deliver_to(handler)
-        return True
 
     def play(self, pcm: bytes, item_id: str, content_index: int) -> None:
         key = (item_id, content_index)

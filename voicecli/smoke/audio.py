@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import dataclasses
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
@@ -99,9 +99,6 @@ class SmokeAudio:
             if not waiter.done():
                 waiter.set_result(None)
         self._waiters.clear()
-
-    def deliver_mic_to(self, handler: Callable[[MicBlock], None] | None) -> bool:
-        return False  # `mic_blocks()` paces the feeder by what the consumer took
 
     async def mic_blocks(self) -> AsyncIterator[MicBlock]:
         async for block in self.mic.blocks():
