@@ -39,8 +39,18 @@ async def live() -> AsyncIterator[tuple[Any, Live, list[int]]]:
         yield pilot, widget, drawn
 
 
+def first_row(pilot: Any) -> Any:
+    """The screen's first row (where the `Live` is), as the compositor has it."""
+    return pilot.app.screen._compositor.render_strips()[0]
+
+
 def screen_row(pilot: Any) -> str:
-    return pilot.app.screen._compositor.render_strips()[0].text
+    return first_row(pilot).text
+
+
+def background(pilot: Any) -> Any:
+    """The background colour at the start of the first row."""
+    return next(iter(first_row(pilot))).style.bgcolor
 
 
 async def test_it_shows_its_text_inside_its_padding() -> None:
@@ -76,9 +86,6 @@ async def test_part_of_it_is_the_same_part_of_the_whole() -> None:
 
 
 async def test_a_new_theme_draws_its_looks_again_in_its_colours() -> None:
-    def background(pilot: Any) -> Any:
-        return next(iter(pilot.app.screen._compositor.render_strips()[0])).style.bgcolor
-
     async with live() as (pilot, widget, _drawn):
         widget.show(Text("hello"))
         await pilot.pause()
@@ -94,9 +101,6 @@ async def test_a_new_theme_draws_its_looks_again_in_its_colours() -> None:
 
 
 async def test_a_colour_set_in_code_on_it_or_its_parent_is_drawn() -> None:
-    def background(pilot: Any) -> Any:
-        return next(iter(pilot.app.screen._compositor.render_strips()[0])).style.bgcolor
-
     async with live() as (pilot, widget, _drawn):
         widget.show(Text("hello"))
         await pilot.pause()
