@@ -28,6 +28,10 @@ Scenarios:
   nothing else. Its CPU is PortAudio's and the pulse plugin's threads in our process plus the
   two callbacks entering Python 75 times a second: every audio row pays it, and a sound card
   driven by ALSA directly would cost less.
+- event-loop wake-ups only: the machine's price of a wake-up. An asyncio loop that sleeps 20 ms
+  at a time and does nothing else; its CPU over 50 wake-ups a second is what one costs here.
+  Talk's main thread wakes for the mic, the socket, its ticks and Textual's frames, so on a
+  machine where this row is high every row above it is too.
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "tui.md"
 FLOOR = "audio streams only (floor)"
+WAKES = "event-loop wake-ups only, 50/s"
+WAKES_PER_S = 50
 
 
 def free_port() -> int:
@@ -161,6 +167,7 @@ def scenarios(url: str) -> list[Scenario]:
     remote = [*talk, "--url", url]
     engine = ["-m", "bench.tui_cpu", "--engine-only", url]
     return [
+        Scenario(WAKES, ["-m", "bench.tui_cpu", "--wakes"]),
         Scenario(FLOOR, ["-m", "bench.tui_cpu", "--floor"]),
         Scenario("idle, VAD listening", remote),
         Scenario("duplex conversation", remote, speech=True),
@@ -260,12 +267,27 @@ def streams_only() -> int:
     return 0
 
 
+def wakes_only() -> int:
+    """An asyncio loop that wakes WAKES_PER_S times a second and does nothing else."""
+    import asyncio
+
+    async def run() -> None:
+        print("● connected (wake-ups only)", flush=True)
+        while True:
+            await asyncio.sleep(1 / WAKES_PER_S)
+
+    asyncio.run(run())
+    return 0
+
+
 def verdict(chosen: list[Scenario]) -> list[str]:
     """The goal (for the rows that are `voicecli talk`), the floor under every audio row, and
     the UI's share (a talk row minus its engine-only baseline)."""
     by_name = {s.name: s for s in chosen}
     median = {s.name: statistics.median(s.runs) for s in chosen}
-    talk_rows = [name for name in median if not name.startswith("engine") and name != FLOOR]
+    talk_rows = [
+        name for name in median if not name.startswith("engine") and name not in (FLOOR, WAKES)
+    ]
     over = [f"{name} ({median[name] - 5.0:+.1f})" for name in talk_rows if median[name] >= 5]
     lines = [
         "**Goal (under 5 % of one core): "
@@ -281,6 +303,12 @@ def verdict(chosen: list[Scenario]) -> list[str]:
         lines.append(
             f"Floor: the two PortAudio streams alone, callbacks empty, cost {floor:.1f} %; "
             f"points above it: {', '.join(above)}."
+        )
+    if WAKES in median:
+        each_us = median[WAKES] / 100 / WAKES_PER_S * 1e6
+        lines.append(
+            f"One event-loop wake-up costs this machine about {each_us:.0f} µs of CPU "
+            f"(the wake-ups row: {median[WAKES]:.2f} % for {WAKES_PER_S} a second)."
         )
     for talk, engine in (
         ("idle, VAD listening", "engine only, no UI: idle"),
@@ -345,6 +373,10 @@ def write(chosen: list[Scenario], window: float, repeat: int, load: tuple[float,
         "PortAudio's and the plugin's threads and 75 callbacks a second into Python. Every "
         "audio row pays it; a sound "
         "card that ALSA drives directly would cost less.",
+        "- *event-loop wake-ups only*: an asyncio loop sleeping 20 ms at a time and doing "
+        "nothing else: what this machine charges for a wake-up (kernel, timer, asyncio's "
+        "loop). Talk's main thread wakes for mic blocks, WebSocket frames, its ticks and "
+        "Textual's frames; a machine with a high figure here is dear for every row.",
         "- Every audio row: 25 mic blocks a second (40 ms), handed to the event loop in "
         "batches (one wake-up and one `input_audio_buffer.append` frame per 80 ms while "
         "nobody speaks, per block while the server hears speech, a loud block at once; "
@@ -374,11 +406,14 @@ def main() -> int:
     parser.add_argument("--only", default="", help="only scenarios whose name has this")
     parser.add_argument("--engine-only", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--wakes", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.engine_only:
         return engine_only(args.engine_only)
     if args.floor:
         return streams_only()
+    if args.wakes:
+        return wakes_only()
     for tool in ("tmux", "espeak-ng", "sox", "paplay"):
         if not shutil.which(tool):
             raise SystemExit(f"bench.tui_cpu: {tool} is needed")
