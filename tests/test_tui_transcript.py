@@ -3,13 +3,11 @@ same in a long session as in a short one.
 
 - a delta wraps only the line that changed, however many lines there are;
 - text growing within its rows repaints those rows only (the screen is not laid out again);
-- a line growing by a row, or a new line, repaints the pane and follows the end; the screen is
-  laid out again only when the scrollbar appears; a user who scrolled up stays where they are;
+- a line growing by a row, or a new line, lays it out and follows the end; a user who scrolled
+  up stays where they are;
 - a narrower pane wraps every line again;
 - what it draws: each line's wrapped rows, a blank row after each line but a notice;
 - mouse selection copies the text as shown.
-
-The event inspector's log grows the same way: a new row lays nothing else out.
 """
 
 from __future__ import annotations
@@ -22,10 +20,8 @@ from textual.app import App, ComposeResult
 from textual.geometry import Offset
 from textual.selection import Selection
 
-from voicecli.engine import LogEntry
 from voicecli.transcript import Line, LineKind
-from voicecli.tui.eventlog import InspectorModel
-from voicecli.tui.widgets import Inspector, TranscriptPane
+from voicecli.tui.widgets import TranscriptPane
 
 
 class PaneApp(App[None]):
@@ -248,72 +244,3 @@ async def test_a_shorter_terminal_keeps_the_end_in_view() -> None:
         await pilot.pause()
         assert view.scroll_y == view.max_scroll_y
         assert shown(pilot, view)[-2:] == ["Assistant: Paris ▌", ""]
-
-
-def counting_layouts(pilot: Any) -> list[int]:
-    """One entry per layout pass of the screen from now on (each repaints every widget)."""
-    screen, passes = pilot.app.screen, []
-    original = screen._refresh_layout
-
-    def refresh_layout(*args: Any, **kwargs: Any) -> Any:
-        passes.append(1)
-        return original(*args, **kwargs)
-
-    screen._refresh_layout = refresh_layout
-    return passes
-
-
-async def test_a_new_row_lays_nothing_out_once_the_pane_scrolls() -> None:
-    async with pane(height=10) as (pilot, view):
-        view.sync(conversation(10))
-        await pilot.pause()
-        assert view.show_vertical_scrollbar
-        layouts = counting_layouts(pilot)
-        for words in ("Paris", "Paris is the capital of France, " * 3):
-            view.sync([*conversation(10), reply(words)])  # a new line, then a taller one
-            await pilot.pause()
-            assert view.scroll_y == view.max_scroll_y
-            assert view.vertical_scrollbar.window_virtual_size == view.virtual_size.height
-        assert shown(pilot, view)[-2].endswith("of France,  ▌")
-        assert layouts == []
-
-
-async def test_the_scrollbar_appears_when_the_lines_first_overflow() -> None:
-    async with pane(height=10) as (pilot, view):
-        view.sync(conversation(1))
-        await pilot.pause()
-        assert not view.show_vertical_scrollbar
-        layouts = counting_layouts(pilot)
-        view.sync(conversation(10))
-        await pilot.pause()
-        assert view.show_vertical_scrollbar and layouts
-        assert view.scroll_y == view.max_scroll_y > 0
-        assert shown(pilot, view)[-2:] == ["Assistant: answer 9", ""]
-
-
-class InspectorApp(App[None]):
-    def compose(self) -> ComposeResult:
-        yield Inspector()
-
-
-async def test_a_new_inspector_row_lays_nothing_out_once_its_log_scrolls() -> None:
-    model = InspectorModel()
-
-    def received(count: int) -> None:
-        for _ in range(count):
-            model.add(LogEntry(0.0, "received", "session.updated", {"type": "session.updated"}))
-
-    async with InspectorApp().run_test(size=(60, 12)) as pilot:
-        inspector = pilot.app.query_one(Inspector)
-        log = inspector.query_one("#inspector-log")
-        received(30)
-        inspector.show(model)
-        await pilot.pause()
-        assert log.show_vertical_scrollbar and log.scroll_y == log.max_scroll_y
-        layouts = counting_layouts(pilot)
-        received(3)
-        inspector.show(model)
-        await pilot.pause()
-        assert layouts == []
-        assert len(log.lines) == 33
-        assert log.scroll_y == log.max_scroll_y == 33 - log.scrollable_content_region.height

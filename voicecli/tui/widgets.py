@@ -14,7 +14,6 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.geometry import Region, Size
 from textual.message import Message
-from textual.reactive import Reactive
 from textual.screen import Screen
 from textual.scroll_view import ScrollView
 from textual.selection import Selection
@@ -186,20 +185,7 @@ class Meters(Vertical):
         return f"{self._mic.text}\n{self._out.text}".rstrip("\n")
 
 
-class GrowsWithoutLayout:
-    """For a scrolling widget whose content grows (the conversation, the inspector's log).
-    Textual's `virtual_size` lays the whole screen out again whenever it changes, and a layout
-    pass repaints every widget, though taller content moves no other widget. Here a change
-    repaints the widget and updates its scrollbar, which lays the screen out only when the
-    scrollbar appears or goes (`show_vertical_scrollbar` does)."""
-
-    virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False)
-
-    def watch_virtual_size(self, size: Size) -> None:
-        self._scroll_update(size)  # type: ignore[attr-defined]
-
-
-class TranscriptPane(GrowsWithoutLayout, ScrollView, can_focus=True):
+class TranscriptPane(ScrollView, can_focus=True):
     """The conversation, drawn row by row (Textual's Line API) from `Line`s.
 
     Each line is wrapped once, when it changes (or the width does), into rows kept as strips;
@@ -363,10 +349,6 @@ LIVE_ROWS = 4
 """Rows of the inspector's live area: at most one per kind of delta streaming at once."""
 
 
-class _InspectorLog(GrowsWithoutLayout, Log):
-    """The inspector's finished rows: a new row lays nothing else out."""
-
-
 class _Box(Vertical):
     """`Row`'s column: a box around one widget, nothing of its own to draw."""
 
@@ -384,7 +366,7 @@ class Inspector(Vertical):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self._log = _InspectorLog(id="inspector-log", max_lines=5000)
+        self._log = Log(id="inspector-log", max_lines=5000)
         self._live = Static("", id="inspector-live", markup=False)
         self._written = 0
         self._shown_version = -1
