@@ -56,8 +56,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "tui.md"
 FLOOR = "audio streams only (floor)"
-WAKES = "event-loop wake-ups only, 50/s"
 WAKES_PER_S = 50
+WAKES = f"event-loop wake-ups only, {WAKES_PER_S}/s"
 
 
 def free_port() -> int:
